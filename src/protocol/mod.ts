@@ -72,3 +72,19 @@ export {
   MAX_CHUNK_SIZE,
   MAX_TRAILER_SIZE,
 } from "./chunked.ts";
+export {
+  applyMask,
+  CLOSE_INVALID_DATA,
+  CLOSE_PROTOCOL_ERROR,
+  CLOSE_TOO_BIG,
+  closePayload,
+  DEFAULT_MAX_MESSAGE_SIZE,
+  encodeWebSocketFrame,
+  MAX_CONTROL_PAYLOAD,
+  Opcode,
+  WebSocketDecoder,
+  type WebSocketDecoderOptions,
+  type WebSocketFrame,
+  type WebSocketMessage,
+  WebSocketProtocolError,
+} from "./websocket.ts";
