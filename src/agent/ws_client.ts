@@ -12,39 +12,7 @@
 import { createHash } from "node:crypto";
 import * as nodeNet from "node:net";
 import * as nodeTls from "node:tls";
-
-// TODO(lead): import { MessageTransport } from "../tunnel/mod.ts" once it exists; this copy
-// mirrors the interface agreed for it.
-/** One message-oriented, back-pressured connection (the tunnel's view of a WebSocket). */
-export interface MessageTransport {
-  /**
-   * Queues one binary message; never blocks. The bytes are read when written, so the caller must
-   * not change them afterwards. Empty messages and sends after close are ignored.
-   */
-  send(message: Uint8Array): void;
-  /** Bytes accepted by `send()` and not yet written to the socket. */
-  readonly bufferedAmount: number;
-  /** Resolves when `bufferedAmount <= threshold`, or when the connection closes. */
-  drained(threshold: number): Promise<void>;
-  /** Closes deliberately (PROTO-14); without a code the close frame carries no status. */
-  close(code?: number, reason?: string): void;
-  /** Called with each received binary message; messages arriving while it is null are dropped. */
-  onMessage: ((message: Uint8Array) => void) | null;
-  /** Called once, after the socket is closed. */
-  onClose: ((info: CloseInfo) => void) | null;
-  /** The negotiated sub-protocol. */
-  readonly protocol: string;
-}
-
-/** Why a connection ended. */
-export interface CloseInfo {
-  /** Status code of the close frame received or sent, when there was one with a code. */
-  readonly code?: number;
-  /** Close reason, or a short description of the local cause. */
-  readonly reason: string;
-  /** Set when the connection ended abnormally (network, protocol, timeout). */
-  readonly error?: Error;
-}
+import type { CloseInfo, MessageTransport } from "../tunnel/mod.ts";
 
 /** A connected client WebSocket. */
 export interface WebSocketConnection extends MessageTransport {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
+import type { CloseInfo } from "../tunnel/mod.ts";
 import {
   acceptKey,
   buildHandshakeRequest,
-  type CloseInfo,
   connectWebSocket,
   type ConnectWebSocketOptions,
   FRAGMENT_BYTES,
