@@ -19,7 +19,7 @@ const ALLOWED: Record<string, string[]> = {
   tunnel: ["protocol", "log"],
   domains: ["config", "log", "acl"],
   tls: ["log"],
-  config: [],
+  config: ["acl"],
   protocol: [],
   acl: [],
   log: [],

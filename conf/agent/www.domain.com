@@ -21,8 +21,8 @@ groom {
     # not used by the agent (kept for symmetry with the server domain file); default true
     // transaction = true
 
-    # host:port of the server; its host part is the domain name the server looks up;
-    # default: the file name with port 443
+    # host:port the agent dials (a name or an address); the domain it registers is this
+    # file's name, sent as Host and SNI; default: the file name with port 443
     // remote = "www.domain.com:443"
 
     # URL path of the server's agent endpoint; default /.well-known/groom-agent

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { compileNetworks, compileTimeRanges, describeSecretProblem } from "../acl/mod.ts";
 import type { ConfPosition, ConfValue } from "./syntax.ts";
 import { joinPath, listChildren, lookupString, lookupValue, splitPath } from "./tree.ts";
 import {
@@ -419,27 +420,23 @@ function listSetting(key: string, options: ListOptions): Setting<readonly string
 // ---------------------------------------------------------------------------------------------
 // Validation helpers shared by several directives.
 
-/** An IPv4 prefix `a.b.c.d/n`. */
-const IPV4_PREFIX_REGEXP = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
-/** An IPv6 prefix `x:y::/n` (structure checked loosely). */
-const IPV6_PREFIX_REGEXP = /^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\/(\d{1,3})$/;
-
-/** Warns about list entries that groom silently ignores because they are not prefixes (ACL-1). */
+/**
+ * Reports network entries groom cannot use (ACL-1), with the access-control module's own parser so
+ * validation and matching agree: an invalid entry is an error (it is ignored), a bare address a
+ * warning (taken as a single host, where groom 1.3 ignored it).
+ */
 function checkNetwork(value: string, context: ReadContext, path: string): void {
-  const v4 = IPV4_PREFIX_REGEXP.exec(value);
-  if (v4) {
-    const octets = v4.slice(1, 5).map(Number);
-    if (octets.every((octet) => octet <= 255) && Number(v4[5]) <= 32) return;
-  } else {
-    const v6 = IPV6_PREFIX_REGEXP.exec(value);
-    if (v6 && Number(v6[1]) <= 128) return;
+  const compiled = compileNetworks([value]);
+  for (const problem of compiled.problems) {
+    context.report(compiled.size === 0 ? "error" : "warning", path, problem);
   }
-  const hint = value.includes("/") ? "" : ` (a single address is written ${value}/32 or /128)`;
-  context.report(
-    "warning",
-    path,
-    `"${value}" is not a network prefix like 10.0.0.0/8 or fd00::/8: ignored${hint}`,
-  );
+}
+
+/** A time range that does not parse is an error, never silently ignored (issue #4, ACL-3). */
+function checkRange(value: string, context: ReadContext, path: string): void {
+  for (const problem of compileTimeRanges([value]).problems) {
+    context.report("error", path, problem);
+  }
 }
 
 /** `service` must be an absolute URL path (ODD-39). */
@@ -449,16 +446,17 @@ function checkService(value: string, context: ReadContext, path: string): void {
   }
 }
 
-/** Credentials without a login only match clients sending an empty login (ODD-19). */
+/** A credential that can never match (no `login:`, unsupported hash scheme) is an error (ODD-19). */
 function checkCredential(value: string, context: ReadContext, path: string): void {
-  if (value.startsWith("@")) return;
-  if (!value.includes(":")) {
-    context.report(
-      "warning",
-      path,
-      'Credential without "login:" only matches clients that send an empty login',
-    );
-  }
+  const problem = describeSecretProblem(value, { kind: "credential" });
+  if (problem !== undefined) context.report("error", path, problem);
+}
+
+/** An agent secret stored with an unsupported hash scheme never matches. */
+function checkSecret(value: string, context: ReadContext, path: string): void {
+  if (value === "") return;
+  const problem = describeSecretProblem(value);
+  if (problem !== undefined) context.report("error", path, problem);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -726,7 +724,8 @@ export const SERVER_SETTINGS = Object.freeze(
       max: "1h",
       when: "start",
       isNew: true,
-      doc: "(new) time allowed to receive a whole request body (ODD-21; groom 1.3 ignores it)",
+      doc:
+        "(new) longest pause while a request body arrives; no whole-body deadline, so big uploads stream (ODD-21)",
     }),
     writeTimeoutMs: durationSetting("write_timeout", {
       default: "20s",
@@ -850,6 +849,7 @@ export const SERVER_DOMAIN_SETTINGS = Object.freeze(
       secret: true,
       when: "domain",
       doc: "agent secret: plain text, $6$ crypt hash or @/path/file; empty refuses every agent",
+      check: checkSecret,
     }),
     concurrency: CONCURRENCY_SETTING,
     bodySize: DOMAIN_BODY_SIZE_SETTING,
@@ -872,6 +872,7 @@ export const SERVER_DOMAIN_SETTINGS = Object.freeze(
     clientsRanges: listSetting("clients.ranges", {
       when: "domain",
       doc: "UTC time windows clients are served in (ACL-3); empty means always",
+      checkItem: checkRange,
     }),
     clientsCredentials: listSetting("clients.credentials", {
       when: "domain",
@@ -1027,7 +1028,7 @@ export const AGENT_DOMAIN_SETTINGS = Object.freeze(
       defaultText: `"<file name>:${DEFAULT_REMOTE_PORT}"`,
       transform: "trim",
       when: "domain",
-      doc: "host:port of the server; its host part is the domain name the server looks up",
+      doc: "host:port the agent dials; the domain is this file's name, sent as Host and SNI",
       check(value, context, path) {
         if (value.includes("/")) {
           context.report("error", path, `Remote "${value}" must be host:port, not a URL`);

@@ -180,7 +180,10 @@ Deno.test("server domain directives are read, list items trimmed and empty ones 
       clients: {
         networks: ["127.0.0.0/8"],
         ranges: ["mon-fri 08:00-19:00"],
-        credentials: ["john:$6$saltsalt$abc", "@/etc/groom/users"],
+        credentials: [
+          "john:$6$saltsalt$As4wrv0kZlfch1du9WeH7qhskyLriQWySXrZzynnvi46nFnNxjdpl6ksRegrrKexvhIa/Iny8S8uF3fVWTMuC1",
+          "@/etc/groom/users",
+        ],
         banner: " private ",
       },
     }),
@@ -196,7 +199,10 @@ Deno.test("server domain directives are read, list items trimmed and empty ones 
   assert.deepEqual(config.networks, ["192.0.2.0/24", "2001:db8::/32"]);
   assert.deepEqual(config.clientsNetworks, ["127.0.0.0/8"]);
   assert.deepEqual(config.clientsRanges, ["mon-fri 08:00-19:00"]);
-  assert.deepEqual(config.clientsCredentials, ["john:$6$saltsalt$abc", "@/etc/groom/users"]);
+  assert.deepEqual(config.clientsCredentials, [
+    "john:$6$saltsalt$As4wrv0kZlfch1du9WeH7qhskyLriQWySXrZzynnvi46nFnNxjdpl6ksRegrrKexvhIa/Iny8S8uF3fVWTMuC1",
+    "@/etc/groom/users",
+  ]);
   assert.equal(config.clientsBanner, "private");
   assert.ok(Object.isFrozen(config.networks));
 });
@@ -463,11 +469,14 @@ Deno.test("active domains without a secret or a target are warned about (PROTO-7
   );
 });
 
-Deno.test("networks that groom ignores and login-less credentials are warned about (ACL-1, ODD-19)", () => {
+Deno.test("unusable networks, bare addresses, bad ranges and login-less credentials are reported (ACL-1, ACL-3, ODD-19)", () => {
   const { config, problems } = readServerDomainConfig(
     groom({
       networks: ["10.0.0.1", "10.0.0.0/33", "300.0.0.0/8", "fd00::/8", "10.0.0.0/8"],
-      clients: { credentials: ["secretonly", "john:pw", "@/etc/users"] },
+      clients: {
+        credentials: ["secretonly", "john:pw", "@/etc/users"],
+        ranges: ["mon-fri 08:00-19:00", "sometimes"],
+      },
     }),
     { name: "d" },
   );
@@ -476,9 +485,17 @@ Deno.test("networks that groom ignores and login-less credentials are warned abo
     "groom.networks.0",
     "groom.networks.1",
     "groom.networks.2",
+    "groom.clients.ranges.1",
     "groom.clients.credentials.0",
   ]);
-  assert.match(problems[0]?.message ?? "", /single address is written 10\.0\.0\.1\/32/);
+  assert.deepEqual(problems.map((problem) => problem.severity), [
+    "warning", // a bare address is taken as a single host
+    "error",
+    "error",
+    "error", // a time range that does not parse (issue #4)
+    "error",
+  ]);
+  assert.match(problems[0]?.message ?? "", /single host 10\.0\.0\.1\/32/);
 });
 
 Deno.test("unknown directives are warned about with the nearest known key (groom check)", () => {
