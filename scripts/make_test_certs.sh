@@ -5,8 +5,10 @@
 set -eu
 root=$(CDPATH='' cd -- "$(dirname -- "$0")/.." && pwd)
 make_pair() { # dir name subject days san
+  # CA:FALSE: rustls (Deno) refuses a certificate marked as a CA when it is used by a server.
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-    -keyout "$1/$2.key" -out "$1/$2.pem" -days "$4" -subj "$3" -addext "subjectAltName=$5" 2>/dev/null
+    -keyout "$1/$2.key" -out "$1/$2.pem" -days "$4" -subj "$3" -addext "subjectAltName=$5" \
+    -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" 2>/dev/null
 }
 tls="$root/tests/testdata/tls"
 mkdir -p "$tls"
