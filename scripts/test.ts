@@ -10,6 +10,7 @@ const command = new Deno.Command(Deno.execPath(), {
     "test",
     "--allow-all",
     "--unstable-net",
+    "--unstable-no-legacy-abort",
     "--sanitize-ops",
     "--sanitize-resources",
     ...args,
