@@ -43,3 +43,22 @@ export {
   type Sha512CryptOptions,
 } from "./sha512_crypt.ts";
 export { compileTimeRanges, type TimeRangeList } from "./time_ranges.ts";
+export {
+  createSessionSealer,
+  credentialFingerprint,
+  MAX_SESSION_TOKEN_LENGTH,
+  readCookie,
+  SESSION_COOKIE,
+  type SessionClaims,
+  sessionKey,
+  type SessionSealer,
+  sessionSetCookie,
+  withoutCookie,
+} from "./session.ts";
+export {
+  DEFAULT_FAILURE_LIMIT,
+  DEFAULT_FAILURE_WINDOW_MS,
+  FailureBudget,
+  type FailureBudgetOptions,
+  MAX_TRACKED_ADDRESSES,
+} from "./failure_budget.ts";

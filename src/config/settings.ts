@@ -775,6 +775,23 @@ export const SERVER_SETTINGS = Object.freeze(
       when: "request",
       doc: "log requests for unknown or disconnected domains in the access log",
     }),
+    sessionKey: stringSetting("session_key", {
+      default: "",
+      transform: "trim",
+      secret: true,
+      when: "start",
+      isNew: true,
+      doc:
+        "(new) key sealing client session cookies; set the same on several servers to share sessions; empty = random per process",
+    }),
+    sessionLifetimeMs: durationSetting("session_lifetime", {
+      default: "20mn",
+      min: "1mn",
+      max: "30d",
+      when: "request",
+      isNew: true,
+      doc: "(new) how long a client session cookie stays valid after a Basic login",
+    }),
   } as const satisfies SettingTable,
 );
 

@@ -57,6 +57,8 @@ Deno.test("readServerConfig() gives groom's defaults for an empty file (DIR-1)",
     logSystem: "console(output=stdout)",
     logAccess: "",
     logDisconnected: false,
+    sessionKey: "",
+    sessionLifetimeMs: 1_200_000,
   });
   assert.ok(Object.isFrozen(config));
   assert.deepEqual(problems.map((problem) => problem.message), [
@@ -612,6 +614,8 @@ Deno.test("renderSettings() lists effective settings with secrets masked", () =>
     'log.system = "console(output=stdout)"',
     'log.access = ""',
     "log.disconnected = false",
+    'session_key = ""',
+    "session_lifetime = 20mn",
   ]);
   const domain = readServerDomainConfig(
     groom({
@@ -665,8 +669,8 @@ Deno.test("every directive is declared once with a key, doc line, default and bo
       }
     }
   }
-  // server 15 + agent 7 + server domain 11 + agent domain 9 + 5 target directives
-  assert.equal(count, 47);
+  // server 17 + agent 7 + server domain 11 + agent domain 9 + 5 target directives
+  assert.equal(count, 49);
   assert.deepEqual(Object.keys(SETTINGS_BY_KIND), KINDS);
   assert.deepEqual(Object.keys(TARGET_SETTINGS), ["target", "method", "path", "host", "insecure"]);
 });
@@ -688,6 +692,8 @@ Deno.test("directive keys are byte-identical to groom 1.3 (DIR-1, DIR-4, DIR-5, 
     "log.system",
     "log.access",
     "log.disconnected",
+    "session_key", // new (ODD-10)
+    "session_lifetime", // new (ODD-10)
   ]);
   assert.deepEqual(directives("agent").map((directive) => directive.key), [
     "mode",
@@ -800,7 +806,7 @@ Deno.test("DOC-DRIFT: every directive appears in its conf/ sample and every samp
       assert.ok(found, `${path}: no target section shows ${after}`);
     }
   }
-  assert.equal(checked, 47);
+  assert.equal(checked, 49);
 });
 
 Deno.test("conf/ samples load as they are with no problem (ODD-29: a working sample)", () => {

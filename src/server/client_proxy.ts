@@ -21,6 +21,8 @@ import {
   type ResponseHead,
   serializeRequestHead,
 } from "../protocol/mod.ts";
+import { SESSION_COOKIE, withoutCookie } from "../acl/mod.ts";
+import type { ClientAuth } from "./client_auth.ts";
 import type { ServerDomain } from "./registry.ts";
 
 /** What the proxy needs of a tunnel stream. */
@@ -138,6 +140,7 @@ export function forwardedRequestHead(
   client: ClientInfo,
   domain: ServerDomain,
   id: string,
+  auth: ClientAuth = { stripAuthorization: false },
 ): { head: Uint8Array; chunked: boolean } {
   const url = new URL(request.url);
   const headers: HeaderField[] = [["Host", request.headers.get("host") ?? client.name]];
@@ -149,6 +152,13 @@ export function forwardedRequestHead(
   for (const [name, value] of request.headers) {
     if (DROPPED_REQUEST_HEADERS.has(name)) continue;
     if (!upgrade && (name === "connection" || name === "upgrade")) continue;
+    if (name === "authorization" && auth.stripAuthorization) continue; // groom's own Basic login
+    if (name === "cookie") {
+      // groom's session cookie stays here; a header left empty is dropped (ODD-18).
+      const rest = withoutCookie(value, SESSION_COOKIE);
+      if (rest !== undefined) headers.push([name, rest]);
+      continue;
+    }
     headers.push([name, value]);
   }
   const peer = client.remoteAddr.hostname;
@@ -238,7 +248,7 @@ export async function proxyRequest(
   request: Request,
   client: ClientInfo,
   domain: ServerDomain,
-  deps: ProxyDeps,
+  deps: ProxyDeps & { readonly auth?: ClientAuth },
 ): Promise<Response> {
   const id = crypto.randomUUID();
   const transaction: HeadersInit = domain.config.transaction ? { "x-transaction-id": id } : {};
@@ -254,7 +264,7 @@ export async function proxyRequest(
   }
   let forwarded: { head: Uint8Array; chunked: boolean };
   try {
-    forwarded = forwardedRequestHead(request, client, domain, id);
+    forwarded = forwardedRequestHead(request, client, domain, id, deps.auth);
   } catch (error) {
     return fail(400, `cannot forward request head: ${(error as Error).message}`);
   }
@@ -336,8 +346,11 @@ export async function proxyRequest(
   for (const [name, value] of head.headers) {
     const lower = name.toLowerCase();
     if (DROPPED_RESPONSE_HEADERS.has(lower)) continue;
+    // A backend may not set groom's session cookie (ODD-18: the real name, not "groom").
+    if (lower === "set-cookie" && value.trimStart().startsWith(`${SESSION_COOKIE}=`)) continue;
     headers.append(name, value); // every value kept (ODD-16)
   }
+  if (deps.auth?.setCookie) headers.append("set-cookie", deps.auth.setCookie);
   const status = head.status;
   const finished = (entry: { status: number; reason?: string }) =>
     deps.access(request, client, { id, in: counters.in, out: counters.out, ...entry });

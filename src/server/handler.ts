@@ -8,6 +8,7 @@
 
 import type { ServerDomain } from "./registry.ts";
 import type { ClientInfo } from "./client_proxy.ts";
+import { type AuthDecision, type ClientAuth, unauthorized } from "./client_auth.ts";
 
 /** Everything the router needs; `server/mod.ts` provides it. */
 export interface RouterContext {
@@ -21,8 +22,15 @@ export interface RouterContext {
   lookup(name: string): ServerDomain | undefined;
   /** Handles the agent endpoint. */
   agent(request: Request, client: ClientInfo): Promise<Response>;
+  /** Checks the client's credentials (SRV-8). */
+  authenticate(request: Request, client: ClientInfo, domain: ServerDomain): Promise<AuthDecision>;
   /** Proxies a client request to the domain's agent. */
-  proxy(request: Request, client: ClientInfo, domain: ServerDomain): Promise<Response>;
+  proxy(
+    request: Request,
+    client: ClientInfo,
+    domain: ServerDomain,
+    auth: ClientAuth,
+  ): Promise<Response>;
   /** Access record for a refusal decided here (SRV-5…SRV-7). */
   refused(request: Request, client: ClientInfo, status: number, reason: string): void;
   /** The current time (injected for the time-range tests). */
@@ -62,20 +70,18 @@ export function canonicalPath(path: string): string | undefined {
 }
 
 /** Routes one request. `remoteAddr` must be captured before anything consumes the request. */
-export function route(
+export async function route(
   request: Request,
   remoteAddr: { hostname: string; port: number },
   context: RouterContext,
 ): Promise<Response> {
   const url = new URL(request.url);
   if (request.method === "CONNECT" || request.method === "TRACE") {
-    return Promise.resolve(new Response(null, { status: 405 })); // SRV-2
+    return new Response(null, { status: 405 }); // SRV-2
   }
   const cleaned = canonicalPath(url.pathname);
   if (cleaned !== undefined) {
-    return Promise.resolve(
-      new Response(null, { status: 301, headers: { location: cleaned + url.search } }),
-    );
+    return new Response(null, { status: 301, headers: { location: cleaned + url.search } });
   }
   const { name, port } = splitHost(request.headers.get("host") ?? url.host);
   const now = Date.now();
@@ -87,16 +93,21 @@ export function route(
   if (domain === undefined || !domain.config.active || domain.tunnel === undefined) {
     // SRV-5: logged as 404 whatever `unavailable` is, and only when asked for.
     if (context.logDisconnected()) context.refused(request, client, 404, "disconnected domain");
-    return Promise.resolve(unavailable());
+    return unavailable();
   }
   const peer = remoteAddr.hostname;
   if (!domain.clientNetworks.isEmpty && !domain.clientNetworks.matches(peer)) {
     context.refused(request, client, 403, "unauthorized network"); // SRV-6
-    return Promise.resolve(unavailable());
+    return unavailable();
   }
   if (!domain.clientRanges.isEmpty && !domain.clientRanges.matches(context.now())) {
     context.refused(request, client, 403, "unauthorized timerange"); // SRV-7
-    return Promise.resolve(unavailable());
+    return unavailable();
   }
-  return context.proxy(request, client, domain);
+  const auth = await context.authenticate(request, client, domain); // SRV-8: a real 401
+  if (!auth.ok) {
+    context.refused(request, client, 401, auth.reason);
+    return unauthorized(auth.realm);
+  }
+  return context.proxy(request, client, domain, auth);
 }

@@ -37,6 +37,12 @@ function context(domains: Record<string, ServerDomain>, log: string[]): RouterCo
     logDisconnected: () => true,
     lookup: (name) => domains[name],
     agent: () => Promise.resolve(new Response("agent")),
+    authenticate: (_request, _client, domain) =>
+      Promise.resolve(
+        domain.config.clientsCredentials.length === 0
+          ? { ok: true, stripAuthorization: false }
+          : { ok: false, status: 401, reason: "credentials required", realm: "private" },
+      ),
     proxy: () => Promise.resolve(new Response("proxied")),
     refused: (_request, _client, status, reason) => log.push(`${status} ${reason}`),
     now: () => new Date("2026-11-25T12:00:00Z"),
@@ -68,12 +74,13 @@ Deno.test("route() answers `unavailable` for unknown, inactive and agent-less do
   assert.deepEqual(log, Array(3).fill("404 disconnected domain"));
 });
 
-Deno.test("route() refuses clients outside networks or time ranges with `unavailable`, logging 403 (SRV-6, SRV-7)", async () => {
+Deno.test("route() refuses clients outside networks or time ranges with `unavailable`, logging 403, then asks for credentials (SRV-6…SRV-8)", async () => {
   const log: string[] = [];
   const ctx = context({
     "net.example": domain({ active: "yes", clients: { networks: ["10.0.0.0/8"] } }, true),
     "time.example": domain({ active: "yes", clients: { ranges: ["00:00-01:00"] } }, true),
     "open.example": domain({ active: "yes" }, true),
+    "auth.example": domain({ active: "yes", clients: { credentials: ["a:b"] } }, true),
   }, log);
   assert.equal((await route(new Request("https://net.example/"), PEER, ctx)).status, 503);
   assert.equal((await route(new Request("https://time.example/"), PEER, ctx)).status, 503);
@@ -81,7 +88,14 @@ Deno.test("route() refuses clients outside networks or time ranges with `unavail
     await (await route(new Request("https://open.example/"), PEER, ctx)).text(),
     "proxied",
   );
-  assert.deepEqual(log, ["403 unauthorized network", "403 unauthorized timerange"]);
+  const refused = await route(new Request("https://auth.example/"), PEER, ctx);
+  assert.equal(refused.status, 401); // a real 401, not stealthed (SRV-21)
+  assert.equal(refused.headers.get("www-authenticate"), 'Basic realm="private"');
+  assert.deepEqual(log, [
+    "403 unauthorized network",
+    "403 unauthorized timerange",
+    "401 credentials required", // every ACL decision is logged (issue #4)
+  ]);
 });
 
 Deno.test("route() sends the service path to the agent endpoint whatever the Host and redirects non-canonical paths (SRV-1)", async () => {

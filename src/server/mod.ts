@@ -25,7 +25,9 @@ import {
 } from "../log/mod.ts";
 import { CertStore } from "../tls/mod.ts";
 import { Mux, type TunnelEvent, WebSocketTransport } from "../tunnel/mod.ts";
+import { createSessionSealer, FailureBudget, sessionKey } from "../acl/mod.ts";
 import { checkAgent } from "./agent_gate.ts";
+import { authenticateClient, type ClientAuth } from "./client_auth.ts";
 import { type AccessEntry, type ClientInfo, proxyRequest } from "./client_proxy.ts";
 import { route } from "./handler.ts";
 import { type ListenerHandle, startListener } from "./listen.ts";
@@ -199,6 +201,11 @@ export async function startServer(
 
   const acceptAgent = async (request: Request, client: ClientInfo): Promise<Response> => {
     const remote = addressText(client.remoteAddr);
+    const peer = client.remoteAddr.hostname;
+    if (agentFailures.blocked(peer)) {
+      // Refused unchecked until the window passes; other addresses (the real agent) unaffected.
+      return new Response(null, { status: config.unavailable });
+    }
     const verdict = await checkAgent({
       method: request.method,
       headers: request.headers,
@@ -206,6 +213,15 @@ export async function startServer(
       name: client.name,
     }, { lookup: (name) => domains.get(name), unavailable: config.unavailable });
     if (!verdict.ok) {
+      if (verdict.reason === "invalid agent authentication" && agentFailures.fail(peer)) {
+        logger.warn({
+          event: "error",
+          mode,
+          domain: client.name,
+          remote,
+          error: "too many agent authentication failures: address refused for a while",
+        });
+      }
       if (verdict.reason) {
         logger.emit(errorEvent({ domain: client.name, remote, error: verdict.reason, mode }));
       }
@@ -214,6 +230,7 @@ export async function startServer(
         ...(verdict.headers ? { headers: verdict.headers } : {}),
       });
     }
+    agentFailures.succeed(peer);
     const domain = verdict.domain as ServerDomain<ServerTunnel>;
     let upgraded: { socket: WebSocket; response: Response };
     try {
@@ -261,8 +278,12 @@ export async function startServer(
     return upgraded.response;
   };
 
-  const proxy = (request: Request, client: ClientInfo, domain: ServerDomain) =>
+  const sealer = createSessionSealer(sessionKey(config.sessionKey));
+  const clientFailures = new FailureBudget();
+  const agentFailures = new FailureBudget();
+  const proxy = (request: Request, client: ClientInfo, domain: ServerDomain, auth: ClientAuth) =>
     proxyRequest(request, client, domain, {
+      auth,
       open: (target) => {
         const tunnel = (target as ServerDomain<ServerTunnel>).tunnel;
         if (tunnel === undefined || tunnel.mux.size >= target.config.concurrency) {
@@ -284,6 +305,13 @@ export async function startServer(
       logDisconnected: () => config.logDisconnected,
       lookup: (name) => domains.get(name),
       agent: acceptAgent,
+      authenticate: (request, client, domain) =>
+        authenticateClient(request, client.remoteAddr.hostname, domain, {
+          sealer,
+          budget: clientFailures,
+          lifetimeMs: config.sessionLifetimeMs,
+          now: () => now().getTime(),
+        }),
       proxy,
       refused: (request, client, status, reason) =>
         access(request, client, { id: crypto.randomUUID(), status, in: 0, out: 52, reason }),

@@ -111,7 +111,7 @@ Deno.test("groom check reports a broken file with file:line:column and exits 2",
   }
 });
 
-Deno.test("groom check masks secrets and reports bad values of a domain with their line", async () => {
+Deno.test("groom check masks secrets and reports bad values, networks, ranges and credentials with their line (issue #4)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "groom-check-" });
   try {
     await Deno.mkdir(join(dir, "domains"));
@@ -121,11 +121,18 @@ Deno.test("groom check masks secrets and reports bad values of a domain with the
     );
     await Deno.writeTextFile(
       join(dir, "domains", "app.example.com"),
-      'groom {\n  active = yes\n  secret = "hunter2-is-secret"\n  concurrency = 5000\n  service = x\n}\n',
+      'groom {\n  active = yes\n  secret = "hunter2-is-secret"\n  concurrency = 5000\n' +
+        '  clients {\n    networks = [ "10.0.0.0/33" ]\n    ranges = [ "someday" ]\n' +
+        '    credentials = [ "nologin" ]\n  }\n}\n',
     );
     const result = await runGroom(["check", join(dir, "groom.conf")]);
+    assert.equal(result.code, 2, result.stdout);
     assert.ok(!result.stdout.includes("hunter2-is-secret"), result.stdout);
     assert.match(result.stdout, /app\.example\.com:4:\d+: warning: groom\.concurrency: /);
+    assert.match(result.stdout, /app\.example\.com:6:\d+: error: groom\.clients\.networks\.0: /);
+    assert.match(result.stdout, /app\.example\.com:7:\d+: error: groom\.clients\.ranges\.0: /);
+    assert.match(result.stdout, /app\.example\.com:8:\d+: error: groom\.clients\.credentials\.0: /);
+    assert.match(result.stdout, /^3 errors, \d+ warnings?$/m);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
