@@ -143,7 +143,8 @@ export function forwardedRequestHead(
   auth: ClientAuth = { stripAuthorization: false },
 ): { head: Uint8Array; chunked: boolean } {
   const url = new URL(request.url);
-  const headers: HeaderField[] = [["Host", request.headers.get("host") ?? client.name]];
+  // HTTP/2 requests carry the authority in the URL, not in a Host header.
+  const headers: HeaderField[] = [["Host", request.headers.get("host") ?? url.host]];
   const upgrade = isWebSocketUpgrade(request.headers);
   const length = request.headers.get("content-length");
   const chunked = request.body !== null && length === null;

@@ -41,6 +41,13 @@ import {
 import { relayWebSocket } from "./websocket_relay.ts";
 
 export { canonicalPath, splitHost } from "./handler.ts";
+export {
+  detectListenMechanism,
+  type ListenerHandle,
+  ListenMechanism,
+  type RequestHandler,
+  startListener,
+} from "./listen.ts";
 export { SUPPORTED_SUBPROTOCOLS } from "./agent_gate.ts";
 
 /**
