@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { GZIP_BODY, patternBytes, patternDigest } from "../../scripts/sample_backend.ts";
-import { startStack } from "../_harness/stack.ts";
+import { SECRET, startStack } from "../_harness/stack.ts";
 
 async function sha256(stream: ReadableStream<Uint8Array> | null): Promise<[string, number]> {
   const hash = createHash("sha256");
@@ -191,5 +191,48 @@ Deno.test("a backend that refuses connections gives 502, never an empty 200 (ODD
   await stack.backend.close();
   const response = await stack.fetch("/hello");
   assert.equal(response.status, 502);
+  await response.body?.cancel();
+});
+
+Deno.test("a reload of the domain file leaves in-flight streams alone; a new secret disconnects the agent (DOM-10, ODD-12)", async () => {
+  await using stack = await startStack();
+  const response = await stack.fetch("/sse");
+  assert.ok(response.body);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  assert.equal((await reader.read()).value, "data: event 0\n\n");
+  const updated = stack.serverLog.waitFor((r) => r.event === "domain" && r.action === "update");
+  await stack.writeServerDomain(
+    `groom {\n  active = yes\n  secret = "${SECRET}"\n  concurrency = 50\n}\n`,
+  );
+  await stack.server.rescan();
+  await updated;
+  let text = "";
+  while (!text.includes("event 2")) text += (await reader.read()).value ?? "";
+  await reader.cancel();
+
+  const disconnected = stack.serverLog.waitFor((r) =>
+    r.event === "domain" && r.action === "disconnect"
+  );
+  await stack.writeServerDomain(`groom {\n  active = yes\n  secret = "a-new-secret"\n}\n`);
+  await stack.server.rescan();
+  await disconnected;
+  const refused = await stack.fetch("/hello");
+  assert.equal(refused.status, 404);
+  await refused.body?.cancel();
+});
+
+Deno.test("a deleted domain file makes the domain unavailable at once (DOM-7)", async () => {
+  await using stack = await startStack();
+  await Deno.remove(`${stack.serverDomains}/localhost`);
+  await stack.server.rescan();
+  const response = await stack.fetch("/hello");
+  assert.equal(response.status, 404);
+  await response.body?.cancel();
+});
+
+Deno.test("a request head over headers_size gets 431 (SRV-22)", async () => {
+  await using stack = await startStack({ server: { headers_size: "4kB" } });
+  const response = await stack.fetch("/hello", { headers: { "x-big": "x".repeat(8000) } });
+  assert.equal(response.status, 431);
   await response.body?.cancel();
 });
