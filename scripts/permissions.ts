@@ -1,0 +1,59 @@
+/**
+ * The one list of Deno permissions and runtime flags groom runs with, shared by every way groom is
+ * shipped: `deno compile` bakes them into the binaries (scripts/build.ts), the `--bundle` launcher
+ * passes them to the Deno runtime (packaging/groom.sh, packaging/groom.cmd), and the Debian package
+ * installs one of those two, so its systemd unit runs with the same list (scripts/deb.ts). Each
+ * entry is derived from what src/ uses; nothing is granted "just in case" and there is no `-A`.
+ * @module
+ */
+
+/** One runtime flag and the reason groom needs it. */
+export interface RuntimeFlag {
+  /** The flag as Deno takes it. */
+  readonly flag: string;
+  /** What in groom uses it. */
+  readonly why: string;
+}
+
+/** Permissions groom needs (granted to the whole program; scoping them would break user configs). */
+export const GROOM_PERMISSIONS: readonly RuntimeFlag[] = [
+  {
+    flag: "--allow-net",
+    why: "HTTPS listeners, agent connections to the server, backends, remote syslog over UDP",
+  },
+  {
+    flag: "--allow-read",
+    why: "configuration, certificates, domain folders, @file secrets, {{<}} includes, execPath",
+  },
+  { flag: "--allow-write", why: "file() log targets and their daily rotation" },
+  {
+    flag: "--allow-env",
+    why: "{{&NAME}} macros, HTTPS_PROXY/HTTP_PROXY/NO_PROXY for the agent",
+  },
+  { flag: "--allow-sys=hostname", why: "the host name in syslog() headers (Deno.hostname)" },
+  { flag: "--allow-run", why: "{{|command}} macros run a program named by the configuration" },
+];
+
+/** Unstable features groom needs. */
+export const GROOM_UNSTABLE: readonly RuntimeFlag[] = [
+  {
+    flag: "--unstable-net",
+    why: "per-SNI certificate resolver, reusePort listener reload, local /dev/log syslog socket",
+  },
+  {
+    flag: "--unstable-no-legacy-abort",
+    why: "request.signal aborts when the client goes away (client_proxy relies on it)",
+  },
+];
+
+/** Every flag, permissions first: what `deno compile` and the bundle launcher both receive. */
+export const GROOM_FLAGS: readonly string[] = [...GROOM_PERMISSIONS, ...GROOM_UNSTABLE].map(
+  (entry) => entry.flag,
+);
+
+/**
+ * Extra `deno run` flags of the `--bundle` launcher, so it behaves as a compiled binary does:
+ * no deno.json from the current directory is read and a missing permission throws instead of
+ * prompting on a terminal.
+ */
+export const BUNDLE_RUN_FLAGS: readonly string[] = ["--no-config", "--no-prompt"];
