@@ -13,6 +13,7 @@
 
 import type { AgentDomainConfig } from "../config/mod.ts";
 import { domainEvent, errorEvent, errorText, type Logger } from "../log/mod.ts";
+import { Subprotocol } from "../protocol/mod.ts";
 import { Mux, type Stream, type TunnelEvent } from "../tunnel/mod.ts";
 import { type BackendTimeouts } from "./backend.ts";
 import { adaptStream, SessionGroup, type SessionOptions, type SessionRouting } from "./session.ts";
@@ -24,10 +25,36 @@ import {
 } from "./ws_client.ts";
 
 /**
- * Sub-protocols the agent offers, in order of preference. Only `groom` (protocol v1) exists;
- * `groom2` (issue 6) will be added here, in front.
+ * Sub-protocols the agent offers, in order of preference: protocol v2 (`groom2`, flow control,
+ * issue 6), which a groom-for-Deno server picks, then v1 (`groom`), which a groom 1.3 server picks
+ * (it selects the last offer equal to `groom`, PROTO-8).
  */
-export const AGENT_PROTOCOLS: readonly string[] = ["groom"];
+export const AGENT_PROTOCOLS: readonly string[] = [Subprotocol.V2, Subprotocol.V1];
+
+/**
+ * Environment variable that overrides the offered sub-protocols, e.g. `GROOM_AGENT_PROTOCOLS=groom`
+ * forces protocol v1 against a v2 server (interoperability tests of issue 6).
+ */
+export const AGENT_PROTOCOLS_ENV = "GROOM_AGENT_PROTOCOLS";
+
+/**
+ * Parses a list of sub-protocols to offer (`groom2, groom`, `groom`): separated by commas or
+ * spaces, each one of {@linkcode AGENT_PROTOCOLS}, at least one.
+ *
+ * @throws {TypeError} naming the unknown sub-protocol, or when the list is empty.
+ */
+export function parseAgentProtocols(value: string): readonly string[] {
+  const protocols = value.split(/[,\s]+/).filter((piece) => piece !== "");
+  const unknown = protocols.find((protocol) => !AGENT_PROTOCOLS.includes(protocol));
+  if (unknown !== undefined || protocols.length === 0) {
+    throw new TypeError(
+      `Cannot use ${AGENT_PROTOCOLS_ENV}="${value}": ${
+        unknown === undefined ? "no sub-protocol given" : `unknown sub-protocol "${unknown}"`
+      } (known: ${AGENT_PROTOCOLS.join(", ")})`,
+    );
+  }
+  return [...new Set(protocols)];
+}
 
 /** The dial budget: connect, TLS, request and answer (PROTO-2). */
 export const DIAL_TIMEOUT_MS = 10_000;
@@ -158,6 +185,8 @@ export interface ConnectorOptions {
   readonly webSocket?: Partial<Pick<ConnectWebSocketOptions, "pingIntervalMs" | "idleTimeoutMs">>;
   /** Receives the connector's events; must not throw. */
   readonly onEvent?: (event: ConnectorEvent) => void;
+  /** Sub-protocols offered, in order; default {@linkcode AGENT_PROTOCOLS}. */
+  readonly protocols?: readonly string[];
 }
 
 /** Waits `ms` or until `signal` aborts. */
@@ -323,7 +352,7 @@ export class DomainConnector {
         host: plan.host,
         serverName: plan.serverName,
         headers: plan.headers,
-        protocols: AGENT_PROTOCOLS,
+        protocols: this.#options.protocols ?? AGENT_PROTOCOLS,
         insecure: plan.insecure,
         timeoutMs: DIAL_TIMEOUT_MS,
         signal: dialing.signal,
@@ -366,6 +395,14 @@ export class DomainConnector {
     logger.emit(
       domainEvent({ action: "connect", domain: domain.name, mode: "agent", remote: domain.remote }),
     );
+    // The protocol version in force (issue 6), as the server logs it.
+    logger.info({
+      event: "tunnel",
+      mode: "agent",
+      domain: domain.name,
+      remote: domain.remote,
+      protocol: mux.protocol,
+    });
     this.#emit({ type: "connect", domain: domain.name, remote: domain.remote });
     // A close requested while the dial was finishing.
     if (this.#stop.signal.aborted) connection.close(this.#closeCode.code, this.#closeCode.reason);
@@ -407,7 +444,9 @@ export class DomainConnector {
     if (event.event === "malformed") {
       error = `Dropped a malformed tunnel message: ${event.error}`;
     } else if (event.event === "overflow") {
-      error = `Aborted stream ${event.stream}: more than ${event.limit} bytes queued`;
+      error = event.scope === "window" || event.scope === "credit"
+        ? `Aborted stream ${event.stream}: the server broke the flow control (${event.scope})`
+        : `Aborted stream ${event.stream}: more than ${event.limit} bytes queued`;
     } else if (event.event === "callback-error") {
       error = `Aborted stream ${event.stream}: ${errorText(event.error)}`;
     }

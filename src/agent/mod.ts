@@ -26,11 +26,13 @@ import { type DomainEvent, DomainWatcher } from "../domains/mod.ts";
 import { domainEvent, errorEvent, errorText, type Logger } from "../log/mod.ts";
 import type { BackendTimeouts } from "./backend.ts";
 import {
+  AGENT_PROTOCOLS_ENV,
   CLOSE_GOING_AWAY,
   CLOSE_NORMAL,
   type ConnectorEvent,
   type DialFunction,
   DomainConnector,
+  parseAgentProtocols,
 } from "./connector.ts";
 
 export {
@@ -58,6 +60,7 @@ export {
 } from "./session.ts";
 export {
   AGENT_PROTOCOLS,
+  AGENT_PROTOCOLS_ENV,
   BACKOFF_INITIAL_MS,
   BACKOFF_MAX_MS,
   BACKOFF_RESET_AFTER_MS,
@@ -71,6 +74,7 @@ export {
   type DialPlan,
   dialPlan,
   DomainConnector,
+  parseAgentProtocols,
 } from "./connector.ts";
 export {
   type CompiledTargets,
@@ -117,6 +121,11 @@ export interface AgentDeps {
   readonly watch?: boolean;
   /** Receives every {@linkcode AgentEvent}; must not throw. */
   readonly onEvent?: (event: AgentEvent) => void;
+  /**
+   * Sub-protocols to offer, in order (`["groom"]` forces protocol v1). Default: the
+   * `GROOM_AGENT_PROTOCOLS` environment variable when set, else `AGENT_PROTOCOLS`.
+   */
+  readonly protocols?: readonly string[];
 }
 
 /** A running agent. */
@@ -158,10 +167,12 @@ class Agent implements AgentHandle {
   readonly #starting = new Set<Promise<void>>();
   #waiters: Waiter[] = [];
   #closed = false;
+  readonly #protocols: readonly string[] | undefined;
 
   constructor(config: AgentConfig, deps: AgentDeps) {
     this.#config = config;
     this.#deps = deps;
+    this.#protocols = deps.protocols ?? protocolsFromEnvironment();
     this.#watcher = new DomainWatcher<AgentDomainConfig>({
       folder: () => this.#config.domains,
       load: async (file) => {
@@ -339,7 +350,7 @@ class Agent implements AgentHandle {
   #optional(): Partial<
     Pick<
       ConstructorParameters<typeof DomainConnector>[0],
-      "caCerts" | "random" | "now" | "sleep" | "dial"
+      "caCerts" | "random" | "now" | "sleep" | "dial" | "protocols"
     >
   > {
     const { caCerts, random, now, sleep, dial } = this.#deps;
@@ -349,6 +360,7 @@ class Agent implements AgentHandle {
       ...(now === undefined ? {} : { now }),
       ...(sleep === undefined ? {} : { sleep }),
       ...(dial === undefined ? {} : { dial }),
+      ...(this.#protocols === undefined ? {} : { protocols: this.#protocols }),
     };
   }
 
@@ -369,6 +381,20 @@ class Agent implements AgentHandle {
     }
     this.#emit(event);
   }
+}
+
+/**
+ * The sub-protocols `GROOM_AGENT_PROTOCOLS` asks for, or `undefined` when it is unset or the
+ * environment may not be read. Throws `TypeError` for a value `parseAgentProtocols` refuses.
+ */
+function protocolsFromEnvironment(): readonly string[] | undefined {
+  let value: string | undefined;
+  try {
+    value = Deno.env.get(AGENT_PROTOCOLS_ENV);
+  } catch {
+    return undefined; // No --allow-env: the default offer.
+  }
+  return value === undefined ? undefined : parseAgentProtocols(value);
 }
 
 /**

@@ -2,13 +2,34 @@
  * The tunnel message layout, and the only code that knows it (PROTO-15/16): every websocket
  * binary message is `payload ‖ flags (1 byte) ‖ stream id (3 bytes, big-endian)`. Decoding
  * classifies the flags byte into a typed {@linkcode Frame} whose `kind` discriminant (head, body,
- * raw, abort) is what callers switch on; they never test bits. A future protocol version (v2,
- * negotiated through a second websocket sub-protocol) adds its control frames as new kinds in
- * {@linkcode classifyFlags} and {@linkcode frameFlags} here, without touching callers.
+ * raw, abort, and in protocol v2 window) is what callers switch on; they never test bits. Two
+ * protocol versions share the layout, chosen by the websocket sub-protocol: v1 (`groom`, groom
+ * 1.3's) and v2 (`groom2`), which adds one control frame, the window update (flag 0x10, a 4-byte
+ * big-endian credit increment, issue 6). Decoding takes the version, and v1 stays exactly as
+ * strict as groom 1.3's set: a 0x10 flag is refused there. `docs/protocol.md` describes both.
  * @module
  */
 
-/** Flag bits of the trailer's flags byte (PROTO-16). Bit 0x10 is unused. */
+/** The websocket sub-protocols naming the two protocol versions (PROTO-8, issue 6). */
+export const Subprotocol = {
+  /** Protocol v1, groom 1.3's: no flow control (PROTO-19). */
+  V1: "groom",
+  /** Protocol v2: v1 plus per-stream credit windows (window update frames). */
+  V2: "groom2",
+} as const;
+
+/** A protocol version: 1 (`groom`) or 2 (`groom2`). */
+export type ProtocolVersion = 1 | 2;
+
+/**
+ * The protocol version a negotiated sub-protocol stands for: 2 for `groom2`, 1 for anything
+ * else (`groom`, or none: a groom 1.3 server may not echo the sub-protocol, PROTO-5).
+ */
+export function protocolVersion(subprotocol: string): ProtocolVersion {
+  return subprotocol === Subprotocol.V2 ? 2 : 1;
+}
+
+/** Flag bits of the trailer's flags byte (PROTO-16). Bit 0x10 is unused in v1. */
 export const Flag = {
   /** Payload is an HTTP/1.x head (request head server→agent, response head agent→server). */
   Head: 0x01,
@@ -18,6 +39,8 @@ export const Flag = {
   Raw: 0x04,
   /** Abort the stream; the payload is empty. */
   Abort: 0x08,
+  /** Protocol v2 only, alone: window update, the payload is a 4-byte credit increment. */
+  Window: 0x10,
   /** With Head from the agent: the response is `101 Switching Protocols`, raw mode follows. */
   Upgrade: 0x20,
   /** First message of a stream; always together with Head. */
@@ -60,8 +83,21 @@ export const MAX_READ_PAYLOAD = MAX_SENT_MESSAGE_SIZE - FRAME_TRAILER_SIZE;
  */
 export const MAX_BODY_PAYLOAD = MAX_READ_PAYLOAD - 8;
 
-/** Kinds of frame; a protocol v2 adds its control frames here. */
-export type FrameKind = "head" | "body" | "raw" | "abort";
+/**
+ * Size of a window update's payload: a 32-bit big-endian unsigned increment, as in HTTP/2's
+ * WINDOW_UPDATE (RFC 9113 §6.9).
+ */
+export const WINDOW_PAYLOAD_SIZE = 4;
+
+/**
+ * Largest credit increment, and largest credit a sender may hold: 2^31 − 1 as in HTTP/2
+ * (RFC 9113 §6.9.1), so credit arithmetic never leaves the exact integer range and a peer cannot
+ * grant absurd amounts unnoticed.
+ */
+export const MAX_WINDOW_INCREMENT = 2 ** 31 - 1;
+
+/** Kinds of frame: the data kinds of both versions, and `window` (protocol v2 only). */
+export type FrameKind = "head" | "body" | "raw" | "abort" | "window";
 
 /**
  * An HTTP/1.x head; always the first message of a stream (HEAD|START). From the agent, `upgrade`
@@ -115,15 +151,34 @@ export interface AbortFrame {
   readonly payload: Uint8Array;
 }
 
-/** One tunnel message, decoded. */
+/**
+ * Protocol v2 window update (flags `0x10` alone): the receiver of the stream grants its sender
+ * `increment` more bytes of credit. The payload is the increment, 4 bytes big-endian.
+ */
+export interface WindowFrame {
+  /** Discriminant. */
+  readonly kind: "window";
+  /** Stream id, 0 to {@linkcode MAX_STREAM_ID}. */
+  readonly streamId: number;
+  /** Credit granted, 1 to {@linkcode MAX_WINDOW_INCREMENT} bytes. */
+  readonly increment: number;
+  /** The increment's 4 bytes; {@linkcode encodeFrame} writes them from `increment`. */
+  readonly payload: Uint8Array;
+}
+
+/** One tunnel message of a stream, as both versions carry it: what a stream's reader sees. */
 export type Frame = HeadFrame | BodyFrame | RawFrame | AbortFrame;
+
+/** Any decoded tunnel message: a {@linkcode Frame}, or a v2 control frame. */
+export type TunnelFrame = Frame | WindowFrame;
 
 /** A frame without its payload: what {@linkcode encodeFrameInto} needs besides the bytes. */
 export type FrameHeader =
   | Omit<HeadFrame, "payload">
   | Omit<BodyFrame, "payload">
   | Omit<RawFrame, "payload">
-  | Omit<AbortFrame, "payload">;
+  | Omit<AbortFrame, "payload">
+  | Omit<WindowFrame, "payload">;
 
 /** Why {@linkcode decodeFrame} refused a message. */
 export type FrameErrorReason =
@@ -131,7 +186,8 @@ export type FrameErrorReason =
   | "oversize"
   | "unknown-flags"
   | "illegal-flags"
-  | "abort-payload";
+  | "abort-payload"
+  | "window-payload";
 
 /** A received message that is not a valid tunnel frame; the tunnel should close (PROTO-10/12). */
 export class FrameError extends Error {
@@ -146,24 +202,29 @@ export class FrameError extends Error {
   }
 }
 
-/** Mask of every defined flag bit; anything else (0x10) is unknown. */
-const KNOWN_FLAGS = Flag.Head | Flag.Body | Flag.Raw | Flag.Abort | Flag.Upgrade | Flag.Start |
+/** Mask of every flag bit protocol v1 defines; anything else (0x10) is unknown there. */
+const KNOWN_FLAGS_V1 = Flag.Head | Flag.Body | Flag.Raw | Flag.Abort | Flag.Upgrade | Flag.Start |
   Flag.End;
+
+/** Protocol v2 knows every bit. */
+const KNOWN_FLAGS_V2 = KNOWN_FLAGS_V1 | Flag.Window;
 
 /** The part of a frame the flags byte determines. */
 export type FrameClass =
   | { readonly kind: "head"; readonly upgrade: boolean; readonly end: boolean }
   | { readonly kind: "body"; readonly end: boolean }
   | { readonly kind: "raw"; readonly end: boolean }
-  | { readonly kind: "abort" };
+  | { readonly kind: "abort" }
+  | { readonly kind: "window" };
 
 /**
- * Classifies a flags byte, or returns `undefined` when the combination is not legal. The legal
- * set is what groom 1.3 emits (PROTO-16, observed): `0x41` HEAD|START, `0x61` HEAD|START|UPGD,
- * `0xC1` HEAD|START|END, `0x02` BODY, `0x82` BODY|END, `0x04` RAW, `0x84` RAW|END, `0x08` ABRT.
- * Direction rules (UPGD and END heads only from the agent) belong to the stream state machine.
+ * Classifies a flags byte, or returns `undefined` when the combination is not legal in protocol
+ * `version` (default 1). The v1 set is what groom 1.3 emits (PROTO-16, observed): `0x41`
+ * HEAD|START, `0x61` HEAD|START|UPGD, `0xC1` HEAD|START|END, `0x02` BODY, `0x82` BODY|END, `0x04`
+ * RAW, `0x84` RAW|END, `0x08` ABRT; v2 adds `0x10` WNDW. Direction rules (UPGD and END heads
+ * only from the agent) belong to the stream state machine.
  */
-export function classifyFlags(flags: number): FrameClass | undefined {
+export function classifyFlags(flags: number, version: ProtocolVersion = 1): FrameClass | undefined {
   switch (flags) {
     case Flag.Head | Flag.Start:
       return { kind: "head", upgrade: false, end: false };
@@ -181,6 +242,8 @@ export function classifyFlags(flags: number): FrameClass | undefined {
       return { kind: "raw", end: true };
     case Flag.Abort:
       return { kind: "abort" };
+    case Flag.Window:
+      return version === 2 ? { kind: "window" } : undefined;
     default:
       return undefined;
   }
@@ -198,6 +261,8 @@ export function frameFlags(frame: FrameHeader): number {
       return Flag.Raw | (frame.end ? Flag.End : 0);
     case "abort":
       return Flag.Abort;
+    case "window":
+      return Flag.Window;
   }
 }
 
@@ -207,7 +272,7 @@ const FLAG_NAMES: readonly (readonly [number, string])[] = [
   [Flag.Body, "BODY"],
   [Flag.Raw, "RAW"],
   [Flag.Abort, "ABRT"],
-  [0x10, "0x10"],
+  [Flag.Window, "WNDW"],
   [Flag.Upgrade, "UPGD"],
   [Flag.Start, "START"],
   [Flag.End, "END"],
@@ -223,7 +288,7 @@ export function describeFlags(flags: number): string {
  * One line for logs: flags by name, stream id and payload length; never payload content, which
  * can hold credentials or cookies. Example: `HEAD|START|END id=11 len=65`.
  */
-export function describeFrame(frame: Frame): string {
+export function describeFrame(frame: TunnelFrame): string {
   return `${describeFlags(frameFlags(frame))} id=${frame.streamId} len=${frame.payload.length}`;
 }
 
@@ -232,12 +297,17 @@ function hex(byte: number): string {
 }
 
 /**
- * Decodes one websocket binary message. The returned payload is a zero-copy view into
- * `message`. Throws {@linkcode FrameError} for a message shorter than the trailer (PROTO-15),
- * larger than {@linkcode MAX_MESSAGE_SIZE} (PROTO-12), with unknown flag bits, with a flag
- * combination outside the legal set of {@linkcode classifyFlags}, or an ABRT with a payload.
+ * Decodes one websocket binary message of protocol `version` (default 1). The returned payload
+ * is a zero-copy view into `message`. Throws {@linkcode FrameError} for a message shorter than
+ * the trailer (PROTO-15), larger than {@linkcode MAX_MESSAGE_SIZE} (PROTO-12), with flag bits
+ * the version does not define (0x10 in v1), with a flag combination outside the legal set of
+ * {@linkcode classifyFlags}, an ABRT with a payload, or (v2) a window update whose payload is not
+ * 4 bytes or whose increment is 0 or above {@linkcode MAX_WINDOW_INCREMENT}.
  */
-export function decodeFrame(message: Uint8Array): Frame {
+export function decodeFrame(message: Uint8Array, version?: 1): Frame;
+/** Decodes a message of either version; only v2 yields window updates. */
+export function decodeFrame(message: Uint8Array, version: ProtocolVersion): TunnelFrame;
+export function decodeFrame(message: Uint8Array, version: ProtocolVersion = 1): TunnelFrame {
   const length = message.length;
   if (length < FRAME_TRAILER_SIZE) {
     throw new FrameError(
@@ -256,15 +326,16 @@ export function decodeFrame(message: Uint8Array): Frame {
   const flags = message[at] ?? 0;
   const streamId = ((message[at + 1] ?? 0) << 16) | ((message[at + 2] ?? 0) << 8) |
     (message[at + 3] ?? 0);
-  if ((flags & ~KNOWN_FLAGS) !== 0) {
+  const known = version === 2 ? KNOWN_FLAGS_V2 : KNOWN_FLAGS_V1;
+  if ((flags & ~known) !== 0) {
     throw new FrameError(
-      `Cannot decode frame: unknown flag bits ${hex(flags & ~KNOWN_FLAGS)} in flags ${
+      `Cannot decode frame: unknown flag bits ${hex(flags & ~known)} in flags ${
         hex(flags)
       } (stream ${streamId})`,
       "unknown-flags",
     );
   }
-  const kind = classifyFlags(flags);
+  const kind = classifyFlags(flags, version);
   if (kind === undefined) {
     throw new FrameError(
       `Cannot decode frame: illegal flag combination ${describeFlags(flags)} (${
@@ -279,7 +350,51 @@ export function decodeFrame(message: Uint8Array): Frame {
       "abort-payload",
     );
   }
-  return { ...kind, streamId, payload: message.subarray(0, at) };
+  const payload = message.subarray(0, at);
+  if (kind.kind === "window") {
+    const increment = at === WINDOW_PAYLOAD_SIZE ? readUint32(payload) : 0;
+    if (increment < 1 || increment > MAX_WINDOW_INCREMENT) {
+      throw new FrameError(
+        at === WINDOW_PAYLOAD_SIZE
+          ? `Cannot decode frame: window increment ${increment} is outside 1..${MAX_WINDOW_INCREMENT} (stream ${streamId})`
+          : `Cannot decode frame: WNDW carries ${at} payload bytes instead of ${WINDOW_PAYLOAD_SIZE} (stream ${streamId})`,
+        "window-payload",
+      );
+    }
+    return { kind: "window", streamId, increment, payload };
+  }
+  return { ...kind, streamId, payload };
+}
+
+function readUint32(bytes: Uint8Array): number {
+  return (((bytes[0] ?? 0) << 24) >>> 0) + ((bytes[1] ?? 0) << 16) + ((bytes[2] ?? 0) << 8) +
+    (bytes[3] ?? 0);
+}
+
+/**
+ * A window update granting `increment` bytes of credit on stream `streamId` (protocol v2). Throws
+ * `RangeError` when the increment is not an integer in 1..{@linkcode MAX_WINDOW_INCREMENT}.
+ */
+export function windowFrame(streamId: number, increment: number): WindowFrame {
+  checkIncrement(increment);
+  const payload = new Uint8Array(WINDOW_PAYLOAD_SIZE);
+  writeUint32(payload, 0, increment);
+  return { kind: "window", streamId, increment, payload };
+}
+
+function checkIncrement(increment: number): void {
+  if (!Number.isInteger(increment) || increment < 1 || increment > MAX_WINDOW_INCREMENT) {
+    throw new RangeError(
+      `Cannot encode frame: window increment ${increment} is outside 1..${MAX_WINDOW_INCREMENT}`,
+    );
+  }
+}
+
+function writeUint32(target: Uint8Array, at: number, value: number): void {
+  target[at] = (value >>> 24) & 0xff;
+  target[at + 1] = (value >>> 16) & 0xff;
+  target[at + 2] = (value >>> 8) & 0xff;
+  target[at + 3] = value & 0xff;
 }
 
 function checkHeader(frame: FrameHeader, payloadLength: number): number {
@@ -295,7 +410,7 @@ function checkHeader(frame: FrameHeader, payloadLength: number): number {
     );
   }
   const flags = frameFlags(frame);
-  if (classifyFlags(flags) === undefined) {
+  if (classifyFlags(flags, 2) === undefined) {
     throw new RangeError(
       `Cannot encode frame: illegal flag combination ${describeFlags(flags)}`,
     );
@@ -315,10 +430,19 @@ function writeTrailer(target: Uint8Array, at: number, flags: number, streamId: n
 
 /**
  * Encodes a frame into a new message with a single allocation. Throws `RangeError` for a stream
- * id outside 0..{@linkcode MAX_STREAM_ID}, an oversized payload, an upgrade head with END, or an
- * ABRT with a payload (these are bugs of the caller, not peer input).
+ * id outside 0..{@linkcode MAX_STREAM_ID}, an oversized payload, an upgrade head with END, an
+ * ABRT with a payload, or a window update with an increment outside 1..2^31−1 (these are bugs of
+ * the caller, not peer input). A window update's payload is written from its `increment`.
  */
-export function encodeFrame(frame: Frame): Uint8Array {
+export function encodeFrame(frame: TunnelFrame): Uint8Array {
+  if (frame.kind === "window") {
+    checkIncrement(frame.increment);
+    const flags = checkHeader(frame, WINDOW_PAYLOAD_SIZE);
+    const message = new Uint8Array(WINDOW_PAYLOAD_SIZE + FRAME_TRAILER_SIZE);
+    writeUint32(message, 0, frame.increment);
+    writeTrailer(message, WINDOW_PAYLOAD_SIZE, flags, frame.streamId);
+    return message;
+  }
   const length = frame.payload.length;
   const flags = checkHeader(frame, length);
   const message = new Uint8Array(length + FRAME_TRAILER_SIZE);
@@ -331,13 +455,17 @@ export function encodeFrame(frame: Frame): Uint8Array {
  * Turns a payload already written at the start of `buffer` into a message without copying it:
  * writes the trailer after `payloadLength` bytes and returns the view of the whole message. Use
  * it to read a socket straight into a buffer of `MAX_READ_PAYLOAD + FRAME_TRAILER_SIZE` bytes.
- * Throws `RangeError` like {@linkcode encodeFrame}, or when the trailer does not fit.
+ * Throws `RangeError` like {@linkcode encodeFrame}, when the trailer does not fit, or for a
+ * window update.
  */
 export function encodeFrameInto(
   buffer: Uint8Array,
   frame: FrameHeader & { readonly payloadLength: number },
 ): Uint8Array {
   const { payloadLength } = frame;
+  if (frame.kind === "window") {
+    throw new RangeError("Cannot encode frame: use encodeFrame() for a window update");
+  }
   if (!Number.isInteger(payloadLength) || payloadLength < 0) {
     throw new RangeError(`Cannot encode frame: invalid payload length ${payloadLength}`);
   }

@@ -1,6 +1,7 @@
 /**
  * Unit tests of the tunnel message codec: the layout of PROTO-15, the legal flag set of PROTO-16,
- * every rejection `decodeFrame()` makes, and round-trip and robustness properties.
+ * every rejection `decodeFrame()` makes, protocol v2's window update (issue 6) and that v1 stays
+ * exactly as strict, and round-trip and robustness properties.
  * @module
  */
 
@@ -25,6 +26,13 @@ import {
   MAX_READ_PAYLOAD,
   MAX_SENT_MESSAGE_SIZE,
   MAX_STREAM_ID,
+  MAX_WINDOW_INCREMENT,
+  type ProtocolVersion,
+  protocolVersion,
+  Subprotocol,
+  type TunnelFrame,
+  WINDOW_PAYLOAD_SIZE,
+  windowFrame,
 } from "./frame.ts";
 
 /** A message `payload ‖ flags ‖ id` built by hand, independently of encodeFrame(). */
@@ -48,12 +56,13 @@ function assertFrameError(fn: () => unknown, reason: FrameErrorReason): void {
   });
 }
 
-Deno.test("Flag has the bit values of PROTO-16", () => {
+Deno.test("Flag has the bit values of PROTO-16, and v2's window update takes the unused 0x10", () => {
   assert.deepEqual(Flag, {
     Head: 0x01,
     Body: 0x02,
     Raw: 0x04,
     Abort: 0x08,
+    Window: 0x10,
     Upgrade: 0x20,
     Start: 0x40,
     End: 0x80,
@@ -225,7 +234,7 @@ Deno.test("describeFrame() names flags, id and length, never payload content", (
   assert.equal(text, `HEAD|START|END id=11 len=${payload.length}`);
   assert.doesNotMatch(text, /secret/);
   assert.equal(describeFlags(0x61), "HEAD|UPGD|START");
-  assert.equal(describeFlags(0x10), "0x10");
+  assert.equal(describeFlags(0x10), "WNDW");
   assert.equal(describeFlags(0), "none");
 });
 
@@ -266,6 +275,118 @@ Deno.test("decodeFrame() on arbitrary bytes returns a frame or throws FrameError
     fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
       try {
         const frame = decodeFrame(bytes);
+        assert.deepEqual(encodeFrame(frame), bytes);
+      } catch (error) {
+        assert.ok(error instanceof FrameError, `unexpected ${error}`);
+      }
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+// ---- protocol v2 (issue 6) ------------------------------------------------------------------
+
+Deno.test("protocolVersion() maps groom2 to 2 and groom, none or anything else to 1 (PROTO-8, issue 6)", () => {
+  assert.deepEqual(Subprotocol, { V1: "groom", V2: "groom2" });
+  const table: [string, ProtocolVersion][] = [["groom2", 2], ["groom", 1], ["", 1], ["GROOM2", 1]];
+  for (const [name, version] of table) assert.equal(protocolVersion(name), version, name);
+});
+
+Deno.test("decodeFrame(m, 2) reads a window update: 4-byte big-endian increment, flags 0x10 (issue 6)", () => {
+  const frame = decodeFrame(message([0x00, 0x04, 0x00, 0x01], 0x10, 0x000102), 2);
+  assert.equal(frame.kind, "window");
+  assert.equal(frame.streamId, 0x000102);
+  assert.equal(frame.kind === "window" && frame.increment, 0x040001);
+  assert.equal(WINDOW_PAYLOAD_SIZE, 4);
+  assert.equal(MAX_WINDOW_INCREMENT, 2 ** 31 - 1);
+  const largest = decodeFrame(message([0x7f, 0xff, 0xff, 0xff], 0x10, 1), 2);
+  assert.equal(largest.kind === "window" && largest.increment, MAX_WINDOW_INCREMENT);
+});
+
+Deno.test("decodeFrame() in v1 still rejects 0x10 and every combination with it (PROTO-16, issue 6)", () => {
+  const update = message([0, 0, 1, 0], 0x10, 1);
+  assertFrameError(() => decodeFrame(update), "unknown-flags");
+  assertFrameError(() => decodeFrame(update, 1), "unknown-flags");
+  assert.equal(classifyFlags(0x10, 1), undefined);
+  assert.deepEqual(classifyFlags(0x10, 2), { kind: "window" });
+});
+
+Deno.test("decodeFrame(m, 2) accepts exactly groom 1.3's 8 combinations plus 0x10 alone (issue 6)", () => {
+  const legal = [0x41, 0x61, 0xc1, 0x02, 0x82, 0x04, 0x84, 0x08];
+  let rejected = 0;
+  for (let flags = 0; flags < 256; flags++) {
+    if (flags === 0x10) continue;
+    const bytes = message([], flags, 5);
+    if (legal.includes(flags)) {
+      assert.equal(frameFlags(decodeFrame(bytes, 2)), flags);
+    } else {
+      assertFrameError(() => decodeFrame(bytes, 2), "illegal-flags");
+      rejected++;
+    }
+  }
+  assert.equal(rejected, 247);
+});
+
+Deno.test("decodeFrame(m, 2) rejects a window update that is not 4 bytes or grants 0 or over 2^31−1", () => {
+  for (const payload of [[], [1], [0, 0, 1], [0, 0, 0, 1, 0]]) {
+    assertFrameError(() => decodeFrame(message(payload, 0x10, 1), 2), "window-payload");
+  }
+  for (const payload of [[0, 0, 0, 0], [0x80, 0, 0, 0], [0xff, 0xff, 0xff, 0xff]]) {
+    assertFrameError(() => decodeFrame(message(payload, 0x10, 1), 2), "window-payload");
+  }
+});
+
+Deno.test("windowFrame() and encodeFrame() write the increment big-endian; bad increments throw", () => {
+  assert.deepEqual(
+    encodeFrame(windowFrame(0xabcdef, 0x01020304)),
+    message([1, 2, 3, 4], 0x10, 0xabcdef),
+  );
+  assert.deepEqual(windowFrame(3, 65_536).payload, Uint8Array.of(0, 1, 0, 0));
+  for (const increment of [0, -1, 1.5, MAX_WINDOW_INCREMENT + 1, Number.NaN]) {
+    assert.throws(() => windowFrame(1, increment), RangeError);
+    assert.throws(
+      () => encodeFrame({ kind: "window", streamId: 1, increment, payload: new Uint8Array(4) }),
+      RangeError,
+    );
+  }
+  assert.throws(
+    () =>
+      encodeFrameInto(new Uint8Array(16), {
+        kind: "window",
+        streamId: 1,
+        increment: 1,
+        payloadLength: 4,
+      }),
+    RangeError,
+  );
+  assert.equal(describeFrame(windowFrame(4, 8)), "WNDW id=4 len=4");
+});
+
+const tunnelFrame: fc.Arbitrary<TunnelFrame> = fc.oneof(
+  legalFrame,
+  fc.record({
+    streamId: fc.integer({ min: 0, max: MAX_STREAM_ID }),
+    increment: fc.integer({ min: 1, max: MAX_WINDOW_INCREMENT }),
+  }).map(({ streamId, increment }) => windowFrame(streamId, increment)),
+);
+
+Deno.test("decodeFrame(encodeFrame(f), 2) equals f for random v2 frames (property)", () => {
+  fc.assert(
+    fc.property(tunnelFrame, (frame) => {
+      const bytes = encodeFrame(frame);
+      assert.deepEqual(decodeFrame(bytes, 2), { ...frame });
+      if (frame.kind !== "window") assert.deepEqual(decodeFrame(bytes, 1), { ...frame });
+      else assertFrameError(() => decodeFrame(bytes, 1), "unknown-flags");
+    }),
+    { numRuns: 500 },
+  );
+});
+
+Deno.test("decodeFrame(m, 2) on arbitrary bytes returns a frame or throws FrameError (property)", () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 16 }), (bytes) => {
+      try {
+        const frame = decodeFrame(bytes, 2);
         assert.deepEqual(encodeFrame(frame), bytes);
       } catch (error) {
         assert.ok(error instanceof FrameError, `unexpected ${error}`);

@@ -31,7 +31,15 @@ export {
   MAX_READ_PAYLOAD,
   MAX_SENT_MESSAGE_SIZE,
   MAX_STREAM_ID,
+  MAX_WINDOW_INCREMENT,
+  type ProtocolVersion,
+  protocolVersion,
   type RawFrame,
+  Subprotocol,
+  type TunnelFrame,
+  WINDOW_PAYLOAD_SIZE,
+  type WindowFrame,
+  windowFrame,
 } from "./frame.ts";
 export {
   type BodyFraming,

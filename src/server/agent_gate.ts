@@ -9,10 +9,14 @@
  */
 
 import { matchSecret } from "../acl/mod.ts";
+import { Subprotocol } from "../protocol/mod.ts";
 import type { ServerDomain } from "./registry.ts";
 
-/** Sub-protocols this server speaks, most preferred first (one place: v2 joins here). */
-export const SUPPORTED_SUBPROTOCOLS: readonly string[] = ["groom"];
+/**
+ * Sub-protocols this server speaks, most preferred first: protocol v2 (`groom2`, flow control,
+ * issue 6), then groom 1.3's v1 (`groom`) for agents that offer only that.
+ */
+export const SUPPORTED_SUBPROTOCOLS: readonly string[] = [Subprotocol.V2, Subprotocol.V1];
 /** PROTO-8: at most this many offered sub-protocol pieces are looked at. */
 const MAX_OFFERED_SUBPROTOCOLS = 10;
 

@@ -23,6 +23,8 @@ export interface TunnelPairOptions {
   readonly now?: () => number;
   /** Replaces the recording `onStream` of the agent. */
   readonly onStream?: (stream: Stream) => void;
+  /** Sub-protocol of both ends: `groom` (v1, the default) or `groom2` (v2). */
+  readonly protocol?: string;
 }
 
 /** Both ends of a tunnel over memory. */
@@ -48,7 +50,9 @@ export function bytes(length: number, fill = 0x61): Uint8Array {
 
 /** Creates a server and an agent mux over a memory transport pair. */
 export function tunnelPair(options: TunnelPairOptions = {}): TunnelPair {
-  const [serverSide, agentSide] = MemoryTransport.pair();
+  const [serverSide, agentSide] = MemoryTransport.pair(
+    options.protocol === undefined ? {} : { protocol: options.protocol },
+  );
   const serverEvents: TunnelEvent[] = [];
   const agentEvents: TunnelEvent[] = [];
   const streams: Stream[] = [];

@@ -2,7 +2,9 @@
  * Multiplexes one tunnel transport into streams (PROTO-15…PROTO-19), the same code on both
  * sides: the server allocates stream ids from a counter its domain owns (PROTO-17) and caps them
  * at `concurrency` (SRV-11); the agent creates a stream for each START it does not know (AGT-2).
- * Dispatch never blocks: each received message is queued on its stream at once, and a stream whose
+ * Dispatch never blocks: each received message is queued on its stream at once. The negotiated
+ * sub-protocol picks the flow control (`flow.ts`): in protocol v2 window updates feed the streams'
+ * credit and a peer that sends beyond its credit gets the stream aborted; in v1 a stream whose
  * reader lags past its bound is aborted instead of stalling the others (ODD-7, ODD-43). Peer input
  * never throws: malformed messages and messages for unknown streams are counted, reported through
  * a rate-limited hook and dropped (PROTO-10). Closing the tunnel shuts every stream without ABRT
@@ -17,11 +19,17 @@ import {
   type FrameErrorReason,
   type FrameKind,
   MAX_STREAM_ID,
+  MAX_WINDOW_INCREMENT,
+  type ProtocolVersion,
+  protocolVersion,
+  type TunnelFrame,
 } from "../protocol/mod.ts";
 import {
+  checkTunnelLimits,
   createFlowControl,
   DEFAULT_TUNNEL_LIMITS,
   type FlowControl,
+  type FlowViolation,
   type TunnelLimits,
 } from "./flow.ts";
 import { Stream, type StreamControl, type StreamEnd, type StreamHost } from "./stream.ts";
@@ -91,13 +99,20 @@ export type TunnelEvent =
     readonly suppressed: number;
   }
   | {
-    /** A stream's receive queue passed its bound and the stream was aborted (ODD-7). */
+    /**
+     * A stream was aborted because its peer broke the flow control: its receive queue passed
+     * its bound (v1, ODD-7), the tunnel's queues passed theirs, or (v2) the peer sent beyond its
+     * credit or was granted more than 2^31 − 1 bytes.
+     */
     readonly event: "overflow";
     readonly stream: number;
     /** Bytes the stream had queued. */
     readonly queuedBytes: number;
-    /** The bound that was passed: the stream's own, or the whole tunnel's. */
-    readonly scope: "stream" | "tunnel";
+    /**
+     * The bound that was passed: the stream's queue (v1), the whole tunnel's queues, the
+     * stream's receive window (v2) or the largest credit (v2).
+     */
+    readonly scope: "tunnel" | FlowViolation;
     readonly limit: number;
   }
   | {
@@ -190,6 +205,8 @@ export class Mux {
   readonly role: "server" | "agent";
   /** The transport's negotiated sub-protocol. */
   readonly protocol: string;
+  /** The protocol version in force: 2 for `groom2`, else 1. */
+  readonly version: ProtocolVersion;
   /** Server: most streams open at once (SRV-11); may change on domain reload (DOM-10). */
   concurrency: number;
   readonly #transport: MessageTransport;
@@ -211,27 +228,19 @@ export class Mux {
   #overflows = 0;
 
   /**
-   * Takes over `transport` (its `onMessage` and `onClose`). Throws `TypeError` for an agent
-   * without `onStream` and `RangeError` for inconsistent limits (lowWater above highWater, a
-   * queue bound not positive).
+   * Takes over `transport` (its `onMessage` and `onClose`); the protocol version follows its
+   * sub-protocol. Throws `TypeError` for an agent without `onStream` and `RangeError` for
+   * inconsistent limits (lowWater above highWater, a queue bound not positive, windows out of
+   * order).
    */
   constructor(transport: MessageTransport, options: MuxOptions) {
     this.role = options.role;
     this.protocol = transport.protocol;
+    this.version = protocolVersion(transport.protocol);
     this.concurrency = options.concurrency ?? Number.POSITIVE_INFINITY;
     this.#transport = transport;
     this.#limits = { ...DEFAULT_TUNNEL_LIMITS, ...options.limits };
-    const { highWater, lowWater, maxStreamQueueBytes, maxTunnelQueueBytes } = this.#limits;
-    if (!(lowWater >= 0 && lowWater <= highWater)) {
-      throw new RangeError(
-        `Cannot create tunnel: lowWater ${lowWater} must be between 0 and highWater ${highWater}`,
-      );
-    }
-    if (!(maxStreamQueueBytes > 0 && maxTunnelQueueBytes > 0)) {
-      throw new RangeError(
-        `Cannot create tunnel: queue bounds ${maxStreamQueueBytes} (stream) and ${maxTunnelQueueBytes} (tunnel) must be positive`,
-      );
-    }
+    checkTunnelLimits(this.#limits);
     if (this.role === "agent" && options.onStream === undefined) {
       throw new TypeError("Cannot create agent tunnel: onStream is required");
     }
@@ -241,9 +250,8 @@ export class Mux {
     const now = options.now ?? Date.now;
     this.#droppedReports = new ReportLimiter(now);
     this.#malformedReports = new ReportLimiter(now);
-    this.#flow = createFlowControl(transport, this.#limits);
+    this.#flow = createFlowControl(transport, this.#limits, this.version);
     this.#host = {
-      send: (frame, signal) => this.#flow.scheduler.send(frame, signal),
       release: (stream, sendAbort) => this.#release(stream, sendAbort),
       queued: (delta) => {
         this.#queuedBytes += delta;
@@ -276,6 +284,11 @@ export class Mux {
   /** The open stream with this id. */
   get(id: number): Stream | undefined {
     return this.#streams.get(id)?.stream;
+  }
+
+  /** The open streams, oldest first (diagnostics and tests: their windows and queues). */
+  streams(): Stream[] {
+    return [...this.#streams.values()].map((entry) => entry.stream);
   }
 
   /**
@@ -328,7 +341,7 @@ export class Mux {
   #release(stream: Stream, sendAbort: boolean): void {
     if (this.#streams.get(stream.id)?.stream === stream) this.#streams.delete(stream.id);
     if (sendAbort && this.#closeError === undefined) {
-      this.#flow.scheduler.sendNow({ kind: "abort", streamId: stream.id, payload: EMPTY });
+      this.#flow.sendNow({ kind: "abort", streamId: stream.id, payload: EMPTY });
     }
     this.#emit({
       event: "stream",
@@ -342,15 +355,20 @@ export class Mux {
 
   #receive(message: Uint8Array): void {
     if (this.#closeError !== undefined) return;
-    let frame: Frame;
+    let frame: TunnelFrame;
     try {
-      frame = decodeFrame(message);
+      frame = decodeFrame(message, this.version);
     } catch (error) {
       this.#reportMalformed(error, message.length);
       return;
     }
-    if (this.#flow.intercept(frame)) return;
     const entry = this.#streams.get(frame.streamId);
+    if (frame.kind === "window") {
+      // A grant for a stream that ended here is the normal race with its end: ignored.
+      const violation = entry?.control.granted(frame.increment);
+      if (entry !== undefined && violation !== undefined) this.#overflow(entry, violation);
+      return;
+    }
     if (entry === undefined) {
       if (frame.kind === "head" && this.role === "agent") this.#accept(frame);
       else this.#reportDropped(frame);
@@ -364,8 +382,9 @@ export class Mux {
   }
 
   #deliver(entry: Entry, frame: Frame): void {
-    if (!entry.control.deliver(frame)) {
-      this.#overflow(entry, "stream", this.#limits.maxStreamQueueBytes);
+    const violation = entry.control.deliver(frame);
+    if (violation !== undefined) {
+      this.#overflow(entry, violation);
       return;
     }
     while (this.#queuedBytes > this.#limits.maxTunnelQueueBytes) {
@@ -376,7 +395,7 @@ export class Mux {
         }
       }
       if (largest === undefined) break;
-      this.#overflow(largest, "tunnel", this.#limits.maxTunnelQueueBytes);
+      this.#overflow(largest, "tunnel");
     }
   }
 
@@ -392,7 +411,14 @@ export class Mux {
     }
   }
 
-  #overflow(entry: Entry, scope: "stream" | "tunnel", limit: number): void {
+  #overflow(entry: Entry, scope: "tunnel" | FlowViolation): void {
+    const limit = scope === "tunnel"
+      ? this.#limits.maxTunnelQueueBytes
+      : scope === "stream"
+      ? this.#limits.maxStreamQueueBytes
+      : scope === "window"
+      ? entry.stream.window.receiveWindow
+      : MAX_WINDOW_INCREMENT;
     this.#overflows++;
     this.#emit({
       event: "overflow",
@@ -401,7 +427,12 @@ export class Mux {
       scope,
       limit,
     });
-    entry.control.shut("overflow", `more than ${limit} bytes queued (${scope})`);
+    const detail = scope === "window"
+      ? `the peer sent beyond its credit (window of ${limit} bytes)`
+      : scope === "credit"
+      ? `the peer granted more than ${limit} bytes of credit`
+      : `more than ${limit} bytes queued (${scope})`;
+    entry.control.shut("overflow", detail);
   }
 
   #reportDropped(frame: Frame): void {
@@ -450,7 +481,7 @@ export class Mux {
     this.#transport.onClose = null;
     const detail = info.reason === "" ? "tunnel closed" : `tunnel closed (${info.reason})`;
     for (const { control } of [...this.#streams.values()]) control.shut("disconnected", detail);
-    this.#flow.scheduler.close(error);
+    this.#flow.close(error);
     this.#streams.clear();
     this.#queuedBytes = 0;
     if (closeTransport) {

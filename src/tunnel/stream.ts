@@ -1,7 +1,7 @@
 /**
  * One stream of a tunnel (PROTO-17…PROTO-19): a bounded queue of received frames read one at a
  * time with a per-read timeout or signal, a `send()` that waits while the connection is
- * congested, and three ways to end: `finish()` (normal end, no message, PROTO-18), `abort()` (ABRT
+ * congested or (protocol v2) the stream is out of credit, and three ways to end: `finish()` (normal end, no message, PROTO-18), `abort()` (ABRT
  * sent once) and the peer's ABRT (shut without an answer). The tunnel layer does not interpret END
  * bits: in an upgrade, RAW messages follow the request's BODY|END (PROTO-25), so only the caller
  * knows when a direction is over. Streams are created by a `Mux`, never directly.
@@ -9,7 +9,12 @@
  */
 
 import { classifyFlags, describeFlags, type Frame, MAX_PAYLOAD_SIZE } from "../protocol/mod.ts";
-import { QUEUE_ENTRY_OVERHEAD, type StreamFlow } from "./flow.ts";
+import {
+  type FlowViolation,
+  QUEUE_ENTRY_OVERHEAD,
+  type StreamFlow,
+  type WindowState,
+} from "./flow.ts";
 
 /**
  * How a stream ended: `finished` by `finish()`, `aborted` by `abort()`, `peer-aborted` by an ABRT
@@ -48,8 +53,6 @@ export interface ReadOptions {
 
 /** What a stream needs of its mux. Internal to the tunnel folder. */
 export interface StreamHost {
-  /** Sends a frame of the stream through the connection's scheduler. */
-  send(frame: Frame, signal: AbortSignal): Promise<void>;
   /** Forgets the ended stream; sends ABRT first when `sendAbort`. */
   release(stream: Stream, sendAbort: boolean): void;
   /** The stream's queued cost changed by `delta` (tunnel-wide accounting). */
@@ -58,8 +61,10 @@ export interface StreamHost {
 
 /** The mux's handle on a stream. Internal to the tunnel folder. */
 export interface StreamControl {
-  /** Queues or hands over a received frame; `false` when the queue bound refuses it. */
-  deliver(frame: Frame): boolean;
+  /** Queues or hands over a received frame; the violation when flow control refuses it. */
+  deliver(frame: Frame): FlowViolation | undefined;
+  /** The peer granted credit (v2 window update); the violation when that is not allowed. */
+  granted(increment: number): FlowViolation | undefined;
   /** The peer sent ABRT: end without answering; frames already queued stay readable. */
   peerAborted(): void;
   /** Ends the stream from inside the tunnel (`overflow` sends ABRT, `disconnected` does not). */
@@ -134,6 +139,8 @@ export class Stream {
     const stream = new Stream(id, host, flow);
     const control: StreamControl = {
       deliver: (frame) => stream.#deliver(frame),
+      granted: (increment) =>
+        stream.#end === undefined ? stream.#flow.granted(increment) : undefined,
       peerAborted: () => stream.#peerAborted(),
       shut: (end, detail) => stream.#shut(end, detail, end === "overflow"),
     };
@@ -163,6 +170,11 @@ export class Stream {
   /** Cost of the frames received and not yet read (payload plus per-message overhead). */
   get queuedBytes(): number {
     return this.#queuedBytes;
+  }
+
+  /** The stream's credit counters (protocol v2 windows), for tests and diagnostics. */
+  get window(): WindowState {
+    return this.#flow.state;
   }
 
   /**
@@ -217,10 +229,11 @@ export class Stream {
 
   /**
    * Sends one message on this stream. `flags` is a legal combination of PROTO-16 other than
-   * ABRT (use {@linkcode abort}); `payload` at most `MAX_PAYLOAD_SIZE` bytes, and callers keep
-   * to groom's message sizes (`MAX_READ_PAYLOAD`, `MAX_BODY_PAYLOAD`): nothing is split here.
-   * Waits while the connection is congested (back-pressure); the payload must not change until
-   * the promise settles. Rejects with {@linkcode StreamClosedError} when the stream ends first,
+   * ABRT (use {@linkcode abort}); `payload` at most `MAX_PAYLOAD_SIZE` bytes. In protocol v2 a
+   * BODY or RAW payload above `MAX_READ_PAYLOAD` is split into several messages (END on the last
+   * only), which keeps every message within a window; v1 sends it as one. Waits while the
+   * connection is congested or the stream lacks credit (back-pressure); the payload must not
+   * change until the promise settles. Rejects with {@linkcode StreamClosedError} when the stream ends first,
    * and with `RangeError` for illegal flags or an oversized payload.
    */
   async send(flags: number, payload: Uint8Array): Promise<void> {
@@ -239,9 +252,23 @@ export class Stream {
       );
     }
     const signal = this.#controller.signal;
-    const reserved = this.#flow.reserve(payload.length, signal);
-    if (reserved !== undefined) await reserved;
-    await this.#host.send({ ...kind, streamId: this.id, payload }, signal);
+    const limit = this.#flow.maxDataPayload;
+    if ((kind.kind === "body" || kind.kind === "raw") && payload.length > limit) {
+      // Every piece is queued now, so the pieces stay together and in order.
+      const pieces: Promise<void>[] = [];
+      for (let offset = 0; offset < payload.length; offset += limit) {
+        const last = offset + limit >= payload.length;
+        pieces.push(this.#flow.send({
+          kind: kind.kind,
+          end: last && kind.end,
+          streamId: this.id,
+          payload: payload.subarray(offset, offset + limit),
+        }, signal));
+      }
+      await Promise.all(pieces);
+    } else {
+      await this.#flow.send({ ...kind, streamId: this.id, payload } as Frame, signal);
+    }
     this.#bytesOut += payload.length;
   }
 
@@ -275,7 +302,7 @@ export class Stream {
     // After a peer abort the tunnel and the flow control have let go of the stream.
     if (this.#end === undefined) {
       this.#host.queued(-cost);
-      this.#flow.consumed(frame.payload.length);
+      this.#flow.consumed(frame);
     }
     return frame;
   }
@@ -286,20 +313,25 @@ export class Stream {
       : Promise.reject(this.#error);
   }
 
-  #deliver(frame: Frame): boolean {
-    this.#bytesIn += frame.payload.length;
-    const reader = this.#readers.shift();
-    if (reader !== undefined) {
-      this.#flow.consumed(frame.payload.length);
-      reader.settle(frame);
-      return true;
-    }
+  #deliver(frame: Frame): FlowViolation | undefined {
+    const reader = this.#readers[0];
     const cost = frame.payload.length + QUEUE_ENTRY_OVERHEAD;
-    if (!this.#flow.admit(cost, this.#queuedBytes)) return false;
+    const violation = this.#flow.admit(
+      frame,
+      reader === undefined ? this.#queuedBytes + cost : 0,
+    );
+    if (violation !== undefined) return violation;
+    this.#bytesIn += frame.payload.length;
+    if (reader !== undefined) {
+      this.#readers.shift();
+      this.#flow.consumed(frame);
+      reader.settle(frame);
+      return undefined;
+    }
     this.#queue.push(frame);
     this.#queuedBytes += cost;
     this.#host.queued(cost);
-    return true;
+    return undefined;
   }
 
   #peerAborted(): void {
