@@ -7,6 +7,8 @@
  * @module
  */
 
+import { LIBC_PATHS } from "../src/server/mod.ts";
+
 /** One runtime flag and the reason groom needs it. */
 export interface RuntimeFlag {
   /** The flag as Deno takes it. */
@@ -32,6 +34,10 @@ export const GROOM_PERMISSIONS: readonly RuntimeFlag[] = [
   },
   { flag: "--allow-sys=hostname", why: "the host name in syslog() headers (Deno.hostname)" },
   { flag: "--allow-run", why: "{{|command}} macros run a program named by the configuration" },
+  {
+    flag: `--allow-ffi=${LIBC_PATHS.join(",")}`,
+    why: "setsockopt(TCP_NODELAY) on the HTTPS listener (Linux), only these C library files",
+  },
 ];
 
 /** Unstable features groom needs. */

@@ -186,11 +186,26 @@ function isFieldByte(byte: number): boolean {
   return byte === HTAB || (byte >= SP && byte !== 0x7f);
 }
 
+/**
+ * Below this length a character loop is the fastest way to decode (measured: 40 ns for 10 bytes
+ * against 145 ns with `apply`); above it, `String.fromCharCode.apply` on slices (256 ns for 97
+ * bytes, against 1.6 µs for the spread operator, which walks the array's iterator).
+ */
+const LATIN1_LOOP_MAX = 16;
+/** Slice length for `String.fromCharCode.apply`: well below V8's argument count limit. */
+const LATIN1_SLICE = 8192;
+
 /** Decodes bytes as Latin-1, one character per byte (TextDecoder's "latin1" is windows-1252). */
 function latin1Decode(bytes: Uint8Array, start = 0, end = bytes.length): string {
   let text = "";
-  for (let at = start; at < end; at += 8192) {
-    text += String.fromCharCode(...bytes.subarray(at, Math.min(end, at + 8192)));
+  if (end - start <= LATIN1_LOOP_MAX) {
+    for (let at = start; at < end; at++) text += String.fromCharCode(bytes[at] ?? 0);
+    return text;
+  }
+  for (let at = start; at < end; at += LATIN1_SLICE) {
+    const slice = bytes.subarray(at, Math.min(end, at + LATIN1_SLICE));
+    // A typed array is array-like: `apply` takes it without the iterator protocol.
+    text += String.fromCharCode.apply(null, slice as unknown as number[]);
   }
   return text;
 }
@@ -369,13 +384,30 @@ export function isAbsoluteFormTarget(target: string): boolean {
  */
 export function canonicalHeaderName(name: string): string {
   if (!TCHAR_REGEXP.test(name)) return name;
-  let result = "";
+  // Token characters are ASCII: case changes are ±32 on letters. Most names arrive either
+  // canonical already (returned as is) or lower-case (from `Headers`).
+  let canonical = true;
   let upper = true;
-  for (const char of name) {
-    result += upper ? char.toUpperCase() : char.toLowerCase();
-    upper = char === "-";
+  for (let index = 0; index < name.length; index++) {
+    const code = name.charCodeAt(index);
+    if (upper ? code >= 0x61 && code <= 0x7a : code >= 0x41 && code <= 0x5a) {
+      canonical = false;
+      break;
+    }
+    upper = code === 0x2d;
   }
-  return result;
+  if (canonical) return name;
+  const codes = new Array<number>(name.length);
+  upper = true;
+  for (let index = 0; index < name.length; index++) {
+    let code = name.charCodeAt(index);
+    if (upper) {
+      if (code >= 0x61 && code <= 0x7a) code -= 0x20;
+    } else if (code >= 0x41 && code <= 0x5a) code += 0x20;
+    codes[index] = code;
+    upper = code === 0x2d;
+  }
+  return String.fromCharCode.apply(null, codes);
 }
 
 /** Every value of a header, in order; the name is compared case-insensitively. */
@@ -544,7 +576,8 @@ export function parseRequestHead(
   // Exactly two single spaces: no part may contain one (RFC 9112 §3; no lenient whitespace).
   const firstSpace = line.indexOf(SP);
   const lastSpace = line.lastIndexOf(SP);
-  const spaces = line.reduce((count, byte) => count + (byte === SP ? 1 : 0), 0);
+  let spaces = 0;
+  for (let at = 0; at < line.length; at++) if (line[at] === SP) spaces++;
   if (spaces !== 2 || firstSpace === 0) {
     fail("Cannot parse request line: expected method, target and version", "bad-request-line");
   }
@@ -647,14 +680,19 @@ function checkToken(text: string, what: string): void {
   }
 }
 
-function checkText(text: string, what: string, allowed: (code: number) => boolean): void {
+/** `what` is a string, or a function making it, so valid text costs no message (hot path). */
+function checkText(
+  text: string,
+  what: string | (() => string),
+  allowed: (code: number) => boolean,
+): void {
   for (let index = 0; index < text.length; index++) {
     const code = text.charCodeAt(index);
     if (code > 0xff || !allowed(code)) {
       throw new TypeError(
         `Cannot serialize head: invalid character U+${
           code.toString(16).toUpperCase().padStart(4, "0")
-        } in ${what}`,
+        } in ${typeof what === "string" ? what : what()}`,
       );
     }
   }
@@ -673,6 +711,9 @@ function isChunkedEncoding(values: readonly string[]): boolean {
 
 /** Trims OWS from a value, like Go's `textproto.TrimString` does when writing headers. */
 function trimValue(value: string): string {
+  const first = value.charCodeAt(0);
+  const last = value.charCodeAt(value.length - 1);
+  if (first !== SP && first !== HTAB && last !== SP && last !== HTAB) return value; // usual case
   return value.replace(/^[ \t]+|[ \t]+$/g, "");
 }
 
@@ -688,7 +729,7 @@ function serializeFields(
   const groups = new Map<string, string[]>();
   for (const [name, value] of headers) {
     checkToken(name, "header name");
-    checkText(value, `header "${name}"`, isFieldByte);
+    checkText(value, () => `header "${name}"`, isFieldByte);
     if (skip(name.toLowerCase())) continue;
     const canonical = canonicalHeaderName(name);
     const group = groups.get(canonical);

@@ -28,6 +28,7 @@ import { Readable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import { createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
 import { CERT_CHECK_INTERVAL_MS, type CertPair, type CertStore } from "../tls/mod.ts";
+import { setListenerNoDelay } from "./tcp_nodelay.ts";
 
 /** Wait between two bind attempts (TLS-3: the original retries every second, forever). */
 export const BIND_RETRY_MS = 1_000;
@@ -399,6 +400,8 @@ class DenoListener extends BaseListener {
       alpnProtocols: [...(this.options.http2 === false ? ALPN_HTTP1 : ALPN_HTTP2)],
       resolver,
     });
+    // Nagle off for every accepted connection (tcp_nodelay.ts: ~40 ms stalls otherwise).
+    setListenerNoDelay((listener.addr as Deno.NetAddr).port);
     const handler = this.handler;
     const server = this.#serve(
       listener,

@@ -29,7 +29,7 @@ import { createSessionSealer, FailureBudget, sessionKey } from "../acl/mod.ts";
 import { checkAgent } from "./agent_gate.ts";
 import { authenticateClient, type ClientAuth } from "./client_auth.ts";
 import { type AccessEntry, type ClientInfo, proxyRequest } from "./client_proxy.ts";
-import { route } from "./handler.ts";
+import { route, type RouterContext } from "./handler.ts";
 import { type ListenerHandle, startListener } from "./listen.ts";
 import {
   type AttachedTunnel,
@@ -41,6 +41,7 @@ import {
 import { relayWebSocket } from "./websocket_relay.ts";
 
 export { canonicalPath, splitHost } from "./handler.ts";
+export { LIBC_PATHS } from "./tcp_nodelay.ts";
 export {
   detectListenMechanism,
   type ListenerHandle,
@@ -186,6 +187,8 @@ export async function startServer(
   });
 
   const access = (request: Request, client: ClientInfo, entry: AccessEntry): void => {
+    // Without an access log nothing is built (the URL parse and the record cost per request).
+    if (!accessLogger.enabled("info")) return;
     const url = new URL(request.url);
     accessLogger.emit(accessEvent({
       start: client.start,
@@ -288,42 +291,56 @@ export async function startServer(
   const sealer = createSessionSealer(sessionKey(config.sessionKey));
   const clientFailures = new FailureBudget();
   const agentFailures = new FailureBudget();
+  // The services every request uses, built once: the timeouts are read per request through
+  // getters, so a reload (CLI-10) applies to the next request.
+  const open = (target: ServerDomain) => {
+    const tunnel = (target as ServerDomain<ServerTunnel>).tunnel;
+    if (tunnel === undefined || tunnel.mux.size >= target.config.concurrency) {
+      return undefined;
+    }
+    return tunnel.mux.open();
+  };
+  const upgrade = relayWebSocket;
+  const proxyDeps = {
+    open,
+    get writeTimeoutMs() {
+      return config.writeTimeoutMs;
+    },
+    get bodyIdleTimeoutMs() {
+      return config.bodyTimeoutMs;
+    },
+    get headersSize() {
+      return config.headersSize;
+    },
+    access,
+    upgrade,
+  };
   const proxy = (request: Request, client: ClientInfo, domain: ServerDomain, auth: ClientAuth) =>
-    proxyRequest(request, client, domain, {
-      auth,
-      open: (target) => {
-        const tunnel = (target as ServerDomain<ServerTunnel>).tunnel;
-        if (tunnel === undefined || tunnel.mux.size >= target.config.concurrency) {
-          return undefined;
-        }
-        return tunnel.mux.open();
-      },
-      writeTimeoutMs: config.writeTimeoutMs,
-      bodyIdleTimeoutMs: config.bodyTimeoutMs,
-      headersSize: config.headersSize,
-      access,
-      upgrade: (request, head, stream, finish) => relayWebSocket(request, head, stream, finish),
-    });
+    proxyRequest(request, client, domain, { ...proxyDeps, auth });
 
+  const sessionOptions = {
+    sealer,
+    budget: clientFailures,
+    get lifetimeMs() {
+      return config.sessionLifetimeMs;
+    },
+    now: () => now().getTime(),
+  };
+  const routerContext: RouterContext = {
+    service: () => config.service,
+    unavailable: () => config.unavailable,
+    logDisconnected: () => config.logDisconnected,
+    lookup: (name) => domains.get(name),
+    agent: acceptAgent,
+    authenticate: (request, client, domain) =>
+      authenticateClient(request, client.remoteAddr.hostname, domain, sessionOptions),
+    proxy,
+    refused: (request, client, status, reason) =>
+      access(request, client, { id: crypto.randomUUID(), status, in: 0, out: 52, reason }),
+    now,
+  };
   const handler = (request: Request, info: { remoteAddr: Deno.NetAddr }): Promise<Response> =>
-    route(request, info.remoteAddr, {
-      service: () => config.service,
-      unavailable: () => config.unavailable,
-      logDisconnected: () => config.logDisconnected,
-      lookup: (name) => domains.get(name),
-      agent: acceptAgent,
-      authenticate: (request, client, domain) =>
-        authenticateClient(request, client.remoteAddr.hostname, domain, {
-          sealer,
-          budget: clientFailures,
-          lifetimeMs: config.sessionLifetimeMs,
-          now: () => now().getTime(),
-        }),
-      proxy,
-      refused: (request, client, status, reason) =>
-        access(request, client, { id: crypto.randomUUID(), status, in: 0, out: 52, reason }),
-      now,
-    });
+    route(request, info.remoteAddr, routerContext);
 
   await watcher.start();
   const listeners: ListenerHandle[] = [];
