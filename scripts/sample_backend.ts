@@ -1,7 +1,8 @@
 /**
  * The sample backend of `deno task demo` and the tunnel tests: plain HTTP on 127.0.0.1, port 0, with
  * the behaviours a tunnel must carry: echo, uploads with digests, large deterministic downloads,
- * chunked answers, SSE, WebSocket echo, a gzip-encoded body, repeated headers, slow answers.
+ * chunked answers, SSE, WebSocket echo, a gzip-encoded body, repeated headers, slow answers
+ * (/slow, /never) and slow downloads (/trickle) for the fault tests.
  * @module
  */
 
@@ -119,6 +120,42 @@ export function startBackend(): Backend {
       }
       case "/status":
         return new Response(null, { status: Number(url.searchParams.get("code") ?? "204") });
+      case "/slow": {
+        // Answers after `ms` milliseconds (a slow backend), unless the request goes away first.
+        const ms = Number(url.searchParams.get("ms") ?? "1000");
+        return new Promise<Response>((resolve) => {
+          const timer = setTimeout(() => resolve(new Response("slow answer\n")), ms);
+          request.signal.addEventListener("abort", () => {
+            clearTimeout(timer);
+            resolve(new Response(null, { status: 499 }));
+          });
+        });
+      }
+      case "/trickle": {
+        // A download that takes its time: `size` pattern bytes in pieces of `piece` every `ms`.
+        const size = Number(url.searchParams.get("size") ?? "65536");
+        const piece = Math.max(1, Number(url.searchParams.get("piece") ?? "1024"));
+        const ms = Number(url.searchParams.get("ms") ?? "50");
+        let offset = 0;
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const body = new ReadableStream<Uint8Array>({
+          pull(controller) {
+            if (offset >= size) return controller.close();
+            return new Promise<void>((resolve) => {
+              timer = setTimeout(() => {
+                const length = Math.min(piece, size - offset);
+                controller.enqueue(patternBytes(offset, length));
+                offset += length;
+                resolve();
+              }, offset === 0 ? 0 : ms);
+            });
+          },
+          cancel() {
+            clearTimeout(timer);
+          },
+        });
+        return new Response(body, { headers: { "content-length": String(size) } });
+      }
       case "/never":
         return new Promise<Response>((resolve) => {
           request.signal.addEventListener("abort", () => resolve(new Response(null)));

@@ -86,6 +86,15 @@ export interface ProxyDeps {
 /** groom 1.3 starts every `out` count at 52 (SRV-20, ODD-32); kept for log compatibility. */
 const OUT_BASE = 52;
 
+/**
+ * How long the end of a response body without Content-Length waits for an ABRT right behind its
+ * BODY|END. An agent whose backend cut the body sends BODY|END, then ABRT (PROTO-27, groom 1.3's
+ * wire behaviour); seen alone, the END would complete a chunked answer and the client would take
+ * a truncated body for a whole one. Both messages leave the agent together, so a few milliseconds
+ * suffice; the cost is that delay on the terminating chunk of such answers.
+ */
+export const TRUNCATION_CHECK_MS = 5;
+
 /** Response headers never copied to the client: hop-by-hop (RFC 9110 §7.6.1) and framing. */
 const DROPPED_RESPONSE_HEADERS = new Set([
   "connection",
@@ -353,8 +362,13 @@ export async function proxyRequest(
   }
   if (deps.auth?.setCookie) headers.append("set-cookie", deps.auth.setCookie);
   const status = head.status;
-  const finished = (entry: { status: number; reason?: string }) =>
+  let logged = false;
+  // One access record per request: the client may go away (cancel) while a read is pending.
+  const finished = (entry: { status: number; reason?: string }) => {
+    if (logged) return;
+    logged = true;
     deps.access(request, client, { id, in: counters.in, out: counters.out, ...entry });
+  };
 
   if (frame.end || nullBodyStatus(status) || request.method === "HEAD") {
     if (frame.end) {
@@ -368,6 +382,8 @@ export async function proxyRequest(
     return new Response(null, { status, statusText: head.reason, headers });
   }
 
+  const length = parsed.framing.kind === "length" ? parsed.framing.length : undefined;
+  const bodyStart = counters.out;
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       let next: Frame | null;
@@ -396,6 +412,23 @@ export async function proxyRequest(
         controller.enqueue(next.payload);
       }
       if (next.end) {
+        // A Content-Length answer shows its own truncation (and Deno cuts the connection for
+        // it); only an answer without one needs to look for the ABRT behind the END.
+        const truncated = length === undefined
+          ? await abortFollows(stream)
+          : counters.out - bodyStart < length;
+        if (logged) return; // the client went away meanwhile (cancel)
+        if (truncated) {
+          stream.abort("truncated body");
+          finished({
+            status,
+            reason: length === undefined
+              ? "agent reported a truncated body"
+              : "body truncated: shorter than its Content-Length",
+          });
+          controller.error(new Error("response truncated"));
+          return;
+        }
         stream.finish();
         finished({ status });
         controller.close();
@@ -407,6 +440,19 @@ export async function proxyRequest(
     },
   }, { highWaterMark: 0 });
   return new Response(body, { status, statusText: head.reason, headers });
+}
+
+/**
+ * Whether the agent aborts the stream right after its BODY|END (PROTO-27: a backend body cut
+ * short). Nothing else may follow an END, so anything but an ABRT within
+ * {@linkcode TRUNCATION_CHECK_MS} means the body is complete.
+ */
+async function abortFollows(stream: ProxyStream): Promise<boolean> {
+  try {
+    return await stream.read({ timeoutMs: TRUNCATION_CHECK_MS }) === null;
+  } catch {
+    return false; // timed out: the normal case; or the tunnel closed after a complete body
+  }
 }
 
 /** Reads a bodiless answer's trailing messages until END, so the stream is released cleanly. */

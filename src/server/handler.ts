@@ -75,7 +75,14 @@ export async function route(
   remoteAddr: { hostname: string; port: number },
   context: RouterContext,
 ): Promise<Response> {
-  const url = new URL(request.url);
+  let url: URL;
+  try {
+    url = new URL(request.url);
+  } catch {
+    // Deno builds the URL from the Host header lazily: a Host that is no valid authority
+    // (`a b`, `a<b`, `[::1`) throws here. No domain has such a name (RFC 9112 §3.2: 400).
+    return new Response(null, { status: 400 });
+  }
   if (request.method === "CONNECT" || request.method === "TRACE") {
     return new Response(null, { status: 405 }); // SRV-2
   }

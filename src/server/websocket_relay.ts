@@ -77,22 +77,32 @@ export function relayWebSocket(
     if (socket.readyState === WebSocket.CONNECTING) pending.push(data);
     else if (socket.readyState === WebSocket.OPEN) socket.send(data);
   };
+  let closeCode: number | undefined;
+  const closeSocket = (): void => {
+    try {
+      if (closeCode === undefined) socket.close();
+      else socket.close(closeCode);
+    } catch {
+      // Already closed.
+    }
+  };
   const end = (reason: string, code?: number): void => {
     if (ended) return;
     ended = true;
     clearTimeout(closeTimer);
     stream.abort(reason);
-    try {
-      const sendable = sendableCode(code);
-      if (sendable === undefined) socket.close();
-      else socket.close(sendable);
-    } catch {
-      // Already closed.
-    }
+    closeCode = sendableCode(code);
+    // A socket still opening ignores close(): it is closed once open (below), else the client
+    // would keep a session nobody serves.
+    if (socket.readyState !== WebSocket.CONNECTING) closeSocket();
     finish({ status: 0, in: counters.in, out: counters.out, reason: "raw session teardown" });
   };
 
   socket.onopen = () => {
+    if (ended) {
+      closeSocket();
+      return;
+    }
     for (const data of pending.splice(0)) socket.send(data);
   };
   socket.onmessage = (event) => {
