@@ -288,7 +288,7 @@ export async function startServer(
     return upgraded.response;
   };
 
-  const sealer = createSessionSealer(sessionKey(config.sessionKey));
+  const sealer = createSessionSealer(sessionKey(config.sessionKey), () => now().getTime());
   const clientFailures = new FailureBudget();
   const agentFailures = new FailureBudget();
   // The services every request uses, built once: the timeouts are read per request through

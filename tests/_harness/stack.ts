@@ -71,6 +71,8 @@ export interface StackOptions {
   readonly agentDomain?: string;
   /** Extra server main directives (tree values). */
   readonly server?: Record<string, unknown>;
+  /** The server's clock (session expiry, time ranges). */
+  readonly now?: () => Date;
 }
 
 /** A running stack. */
@@ -121,6 +123,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     },
   });
   const server = await startServer(serverConfig, {
+    ...(options.now ? { now: options.now } : {}),
     logger: openLogger("console(output=stdout,time=no) option(level=debug)", quiet),
     accessLogger: openLogger("console(output=stdout,time=no,severity=no)", {
       stdout: accessLog,

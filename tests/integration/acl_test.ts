@@ -159,3 +159,54 @@ Deno.test("bad agent secrets from one address spend its budget without locking o
     stack.serverLog.lines.some((line) => line.includes("too many agent authentication failures")),
   );
 });
+
+Deno.test("an expired session cookie is refused and Basic is asked again (ODD-10, session_lifetime)", async () => {
+  let clock = Date.parse("2026-11-25T12:00:00Z");
+  await using stack = await startStack({ serverDomain: CREDENTIALS, now: () => new Date(clock) });
+  const login = await stack.fetch("/hello", {
+    headers: { authorization: basic("alice", "wonder:land") },
+  });
+  await login.body?.cancel();
+  const cookie = sessionCookie(login);
+  clock += 19 * 60_000; // within the default 20 minutes
+  const fresh = await stack.fetch("/hello", { headers: { cookie } });
+  assert.equal(fresh.status, 200);
+  await fresh.body?.cancel();
+  clock += 2 * 60_000; // past them
+  const expired = await stack.fetch("/hello", { headers: { cookie } });
+  assert.equal(expired.status, 401);
+  await expired.body?.cancel();
+});
+
+Deno.test("a session cookie of one domain is refused by another domain of the same server (ODD-10)", async () => {
+  await using stack = await startStack({ serverDomain: CREDENTIALS });
+  // A second domain, served by a second tunnel of the same agent.
+  await Deno.writeTextFile(
+    `${stack.serverDomains}/other.localhost`,
+    `groom {\n  active = yes\n  secret = "${SECRET}"\n${CREDENTIALS}\n}\n`,
+  );
+  await stack.server.rescan();
+  // rustls refuses the test certificate's *.localhost for other.localhost (a wildcard right under
+  // a top-level name), so this tunnel skips verification; the client side is unchanged.
+  const agentDomain = await Deno.readTextFile(`${stack.dir}/agent-domains/localhost`);
+  await Deno.writeTextFile(
+    `${stack.dir}/agent-domains/other.localhost`,
+    agentDomain.replace("groom {\n", "groom {\n  insecure = yes\n"),
+  );
+  await stack.agent.scan();
+  await stack.server.whenConnected("other.localhost");
+  const login = await stack.fetch("/hello", {
+    headers: { authorization: basic("alice", "wonder:land") },
+  });
+  await login.body?.cancel();
+  const cookie = sessionCookie(login);
+  const other = { host: `other.localhost:${stack.port}` };
+  const withCookie = await stack.fetch("/hello", { headers: { cookie, ...other } });
+  assert.equal(withCookie.status, 401); // the domain is connected: refused for the cookie alone
+  await withCookie.body?.cancel();
+  const withBasic = await stack.fetch("/hello", {
+    headers: { authorization: basic("alice", "wonder:land"), ...other },
+  });
+  assert.equal(withBasic.status, 200); // the same user logs in there on its own
+  await withBasic.body?.cancel();
+});
