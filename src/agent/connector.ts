@@ -218,6 +218,10 @@ export class DomainConnector {
   #task: Promise<void> | undefined;
   #connection: WebSocketConnection | undefined;
   #closeCode: { code: number; reason: string } = { code: CLOSE_NORMAL, reason: "" };
+  /** Sessions of the live tunnel, for a draining stop. */
+  #group: SessionGroup | undefined;
+  /** Set while a stop drains: new streams are refused. */
+  #draining = false;
   /** Why the last dial failed. */
   #lastError: unknown;
 
@@ -266,7 +270,18 @@ export class DomainConnector {
    * Stops the task: closes the tunnel with `code` (default {@linkcode CLOSE_GOING_AWAY}), shuts
    * its streams (DOM-11), and resolves once the task and every session have ended.
    */
-  async close(code = CLOSE_GOING_AWAY, reason = "agent stopping"): Promise<void> {
+  async close(code = CLOSE_GOING_AWAY, reason = "agent stopping", drainMs = 0): Promise<void> {
+    // A stopping agent first lets the streams in flight finish (ODD-33), refusing new ones.
+    const group = this.#group;
+    if (drainMs > 0 && group !== undefined && !this.#stop.signal.aborted) {
+      this.#draining = true;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        group.settled(),
+        new Promise((resolve) => timer = setTimeout(resolve, drainMs)),
+      ]);
+      clearTimeout(timer);
+    }
     if (!this.#stop.signal.aborted) {
       this.#closeCode = { code, reason };
       this.#stop.abort();
@@ -385,10 +400,14 @@ export class DomainConnector {
   async #serve(domain: AgentDomainConfig, connection: WebSocketConnection): Promise<void> {
     const logger = this.#options.logger;
     const group = new SessionGroup({ sessionOptions: () => this.#sessionOptions() });
+    this.#group = group;
     // Built synchronously after the dial: the client delivers nothing before a handler is set.
     const mux = new Mux(connection, {
       role: "agent",
-      onStream: (stream: Stream) => group.start(adaptStream(stream), this.#routing),
+      onStream: (stream: Stream) =>
+        this.#draining
+          ? stream.abort("agent stopping")
+          : group.start(adaptStream(stream), this.#routing),
       onEvent: (event: TunnelEvent) => this.#tunnelEvent(domain, event),
     });
     this.#connection = connection;
@@ -409,6 +428,7 @@ export class DomainConnector {
     else if (this.#redial.signal.aborted) connection.close(CLOSE_NORMAL, "domain settings changed");
     const info = await mux.closed;
     this.#connection = undefined;
+    this.#group = undefined;
     await connection.closed;
     await group.settled();
     logger.emit(

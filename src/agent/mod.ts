@@ -93,6 +93,12 @@ export {
   WebSocketDialError,
 } from "./ws_client.ts";
 
+/**
+ * Longest wait for streams in flight when the agent stops (ODD-33); below the CLI's 10 s stop
+ * bound so tunnels still close with a status code and the stop event is logged.
+ */
+export const STOP_DRAIN_MS = 8_000;
+
 /** What the agent reports besides its log lines (tests wait on these). */
 export type AgentEvent =
   | ConnectorEvent
@@ -253,7 +259,7 @@ class Agent implements AgentHandle {
     await this.#watcher.close();
     await Promise.all([...this.#starting]);
     for (const [name, connector] of this.#connectors) {
-      this.#retire(name, connector, CLOSE_GOING_AWAY, "agent stopping");
+      this.#retire(name, connector, CLOSE_GOING_AWAY, "agent stopping", STOP_DRAIN_MS);
     }
     const error = new Error("Cannot wait: the agent is closed");
     for (const waiter of this.#waiters.splice(0)) waiter.reject(error);
@@ -364,10 +370,16 @@ class Agent implements AgentHandle {
     };
   }
 
-  #retire(name: string, connector: DomainConnector, code: number, reason: string): void {
+  #retire(
+    name: string,
+    connector: DomainConnector,
+    code: number,
+    reason: string,
+    drainMs = 0,
+  ): void {
     if (this.#connectors.get(name) === connector) this.#connectors.delete(name);
     const previous = this.#closing.get(name) ?? Promise.resolve();
-    const closing = previous.then(() => connector.close(code, reason)).finally(() => {
+    const closing = previous.then(() => connector.close(code, reason, drainMs)).finally(() => {
       if (this.#closing.get(name) === closing) this.#closing.delete(name);
     });
     this.#closing.set(name, closing);

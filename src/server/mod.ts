@@ -60,6 +60,13 @@ export const AGENT_IDLE_TIMEOUT_S = 30;
 export const CLOSE_POLICY = 1008;
 /** Close code sent to agents when the server stops. */
 export const CLOSE_GOING_AWAY = 1001;
+/**
+ * Longest wait for requests in flight when the server stops; below the CLI's 10 s stop bound so
+ * the tunnels are still closed with a status code and the stop event is logged.
+ */
+export const DRAIN_GRACE_MS = 8_000;
+/** How often the drain checks for open streams (the tunnel has no "idle" event). */
+const DRAIN_POLL_MS = 25;
 
 /** A connected agent tunnel on the server. */
 export interface ServerTunnel extends AttachedTunnel {
@@ -339,8 +346,16 @@ export async function startServer(
       access(request, client, { id: crypto.randomUUID(), status, in: 0, out: 52, reason }),
     now,
   };
-  const handler = (request: Request, info: { remoteAddr: Deno.NetAddr }): Promise<Response> =>
-    route(request, info.remoteAddr, routerContext);
+  let stopping = false;
+  const handler = (request: Request, info: { remoteAddr: Deno.NetAddr }): Promise<Response> => {
+    // While draining (ODD-33) no new work is taken; the client may retry another server.
+    if (stopping) {
+      return Promise.resolve(
+        new Response(null, { status: 503, headers: { connection: "close", "retry-after": "1" } }),
+      );
+    }
+    return route(request, info.remoteAddr, routerContext);
+  };
 
   await watcher.start();
   const listeners: ListenerHandle[] = [];
@@ -372,6 +387,14 @@ export async function startServer(
   }
 
   const close = async (): Promise<void> => {
+    // Drain first (ODD-33): closing the listeners would close the agent tunnels (Deno's shutdown
+    // ends upgraded WebSockets), so requests in flight finish over them before that.
+    stopping = true;
+    const deadline = performance.now() + DRAIN_GRACE_MS;
+    const busy = () => [...domains.values()].some((domain) => (domain.tunnel?.mux.size ?? 0) > 0);
+    while (busy() && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+    }
     await Promise.all(listeners.map((listener) => listener.close()));
     for (const domain of domains.values()) {
       domain.tunnel?.close(CLOSE_GOING_AWAY, "server stopping");
