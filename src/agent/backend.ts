@@ -37,6 +37,10 @@ import {
   synthesizeStatusHead,
 } from "../protocol/mod.ts";
 import { hostHeader, rewriteRequest, type Target } from "./targets.ts";
+import { type ByteChannel, DenoChannel, NodeChannel } from "./channel.ts";
+
+/** Backend reads become tunnel payloads as they are: fresh arrays of one payload at most. */
+const BACKEND_CHANNEL = { maxRead: MAX_READ_PAYLOAD, fresh: true } as const;
 
 /**
  * Largest backend response head accepted: the protocol's head bound (1 MiB, Go's default header
@@ -298,99 +302,6 @@ class DeadlineError extends Error {
   }
 }
 
-/** The byte stream to the backend: a Deno connection or a `node:tls` socket. */
-interface ByteChannel {
-  /** Next bytes: a fresh array of at most `MAX_READ_PAYLOAD` bytes, `null` at end of stream. */
-  read(): Promise<Uint8Array | null>;
-  /** Resolves once every byte was handed to the socket. */
-  write(bytes: Uint8Array): Promise<void>;
-  /** Closes at once; pending reads end and writes reject. Idempotent. */
-  close(): void;
-}
-
-class DenoChannel implements ByteChannel {
-  readonly #conn: Deno.Conn;
-  readonly #buffer = new Uint8Array(MAX_READ_PAYLOAD);
-  #closed = false;
-
-  constructor(conn: Deno.Conn) {
-    this.#conn = conn;
-  }
-
-  async read(): Promise<Uint8Array | null> {
-    if (this.#closed) return null;
-    let count: number | null;
-    try {
-      count = await this.#conn.read(this.#buffer);
-    } catch (error) {
-      if (this.#closed) return null;
-      throw error;
-    }
-    return count === null ? null : this.#buffer.slice(0, count);
-  }
-
-  async write(bytes: Uint8Array): Promise<void> {
-    let offset = 0;
-    while (offset < bytes.length) offset += await this.#conn.write(bytes.subarray(offset));
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      this.#conn.close();
-    } catch {
-      // Already closed by the runtime.
-    }
-  }
-}
-
-class NodeChannel implements ByteChannel {
-  readonly #socket: nodeNet.Socket;
-  readonly #chunks: AsyncIterator<Uint8Array>;
-  #pending: Uint8Array | undefined;
-  #closed = false;
-
-  constructor(socket: nodeNet.Socket) {
-    this.#socket = socket;
-    // Errors also reach the iterator; this listener only keeps them from being "unhandled".
-    socket.on("error", () => {});
-    this.#chunks = socket[Symbol.asyncIterator]();
-  }
-
-  async read(): Promise<Uint8Array | null> {
-    let chunk = this.#pending;
-    this.#pending = undefined;
-    if (chunk === undefined) {
-      if (this.#closed) return null;
-      try {
-        const next = await this.#chunks.next();
-        if (next.done === true) return null;
-        chunk = new Uint8Array(next.value);
-      } catch (error) {
-        if (this.#closed) return null;
-        throw error;
-      }
-    }
-    if (chunk.length > MAX_READ_PAYLOAD) {
-      this.#pending = chunk.subarray(MAX_READ_PAYLOAD);
-      return chunk.subarray(0, MAX_READ_PAYLOAD);
-    }
-    return chunk;
-  }
-
-  write(bytes: Uint8Array): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#socket.write(bytes, (error) => (error ? reject(error) : resolve()));
-    });
-  }
-
-  close(): void {
-    this.#closed = true;
-    this.#socket.destroy();
-  }
-}
-
 /** Where to connect and how. */
 interface DialOptions {
   readonly scheme: "http" | "https";
@@ -436,7 +347,7 @@ async function dialBackend(options: DialOptions): Promise<ByteChannel> {
       if (controller.signal.aborted) throw controller.signal.reason;
       throw new Error(`dial tcp ${where}: ${messageOf(error)}`, { cause: error });
     }
-    if (options.scheme === "http") return new DenoChannel(conn);
+    if (options.scheme === "http") return new DenoChannel(conn, BACKEND_CHANNEL);
     let current: Deno.Conn = conn;
     const closeOnAbort = (): void => {
       try {
@@ -454,7 +365,7 @@ async function dialBackend(options: DialOptions): Promise<ByteChannel> {
       current = tlsConn;
       if (controller.signal.aborted) throw controller.signal.reason;
       await tlsConn.handshake();
-      return new DenoChannel(tlsConn);
+      return new DenoChannel(tlsConn, BACKEND_CHANNEL);
     } catch (error) {
       closeOnAbort();
       if (controller.signal.aborted) throw controller.signal.reason;
@@ -513,7 +424,7 @@ async function dialInsecure(options: DialOptions, signal: AbortSignal): Promise<
       cause: error,
     });
   }
-  return new NodeChannel(socket);
+  return new NodeChannel(socket, BACKEND_CHANNEL);
 }
 
 /**

@@ -13,6 +13,7 @@ import { createHash } from "node:crypto";
 import * as nodeNet from "node:net";
 import * as nodeTls from "node:tls";
 import type { CloseInfo, MessageTransport } from "../tunnel/mod.ts";
+import { type ByteChannel, DenoChannel, NodeChannel } from "./channel.ts";
 
 /** A connected client WebSocket. */
 export interface WebSocketConnection extends MessageTransport {
@@ -165,6 +166,8 @@ export const CLOSE_FLUSH_TIMEOUT_MS = 1_000;
 const WRITE_BATCH_BYTES = 256 * 1024;
 /** Size of the read buffer of the Deno socket path. */
 const READ_BUFFER_BYTES = 128 * 1024;
+/** The tunnel socket: large reads, handed to the WebSocket decoder as views (it copies). */
+const TUNNEL_CHANNEL = { maxRead: READ_BUFFER_BYTES, fresh: false } as const;
 /** Random bytes fetched at once for masks (4 per frame); one getRandomValues per 1024 frames. */
 const MASK_POOL_BYTES = 4096;
 /** RFC 6455 §1.3 magic appended to the key for `Sec-WebSocket-Accept`. */
@@ -337,73 +340,6 @@ function checkUpgrade(head: ResponseHead, key: string, protocols: readonly strin
   return selected;
 }
 
-/** The byte stream under the WebSocket: a Deno connection or a `node:tls` socket. */
-interface ByteChannel {
-  /** Next bytes (valid until the next call), or `null` at end of stream. */
-  read(): Promise<Uint8Array | null>;
-  /** Resolves once every byte was handed to the socket. */
-  write(bytes: Uint8Array): Promise<void>;
-  /** Closes at once; pending reads and writes reject or end. Idempotent. */
-  close(): void;
-}
-
-class DenoChannel implements ByteChannel {
-  #conn: Deno.Conn;
-  #buffer = new Uint8Array(READ_BUFFER_BYTES);
-  #closed = false;
-
-  constructor(conn: Deno.Conn) {
-    this.#conn = conn;
-  }
-
-  async read(): Promise<Uint8Array | null> {
-    const count = await this.#conn.read(this.#buffer);
-    return count === null ? null : this.#buffer.subarray(0, count);
-  }
-
-  async write(bytes: Uint8Array): Promise<void> {
-    let offset = 0;
-    while (offset < bytes.length) offset += await this.#conn.write(bytes.subarray(offset));
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      this.#conn.close();
-    } catch {
-      // Already closed by the runtime.
-    }
-  }
-}
-
-class NodeChannel implements ByteChannel {
-  #socket: nodeNet.Socket;
-  #chunks: AsyncIterator<Uint8Array>;
-
-  constructor(socket: nodeNet.Socket) {
-    this.#socket = socket;
-    // Errors also reach the iterator; this listener only keeps them from being "unhandled".
-    socket.on("error", () => {});
-    this.#chunks = socket[Symbol.asyncIterator]();
-  }
-
-  async read(): Promise<Uint8Array | null> {
-    const next = await this.#chunks.next();
-    return next.done === true ? null : next.value;
-  }
-
-  write(bytes: Uint8Array): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#socket.write(bytes, (error) => (error ? reject(error) : resolve()));
-    });
-  }
-
-  close(): void {
-    this.#socket.destroy();
-  }
-}
-
 function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
   out.set(a);
@@ -499,13 +435,13 @@ async function dialDeno(plan: DialPlan, signal: AbortSignal): Promise<ByteChanne
   signal.addEventListener("abort", onAbort, { once: true });
   try {
     if (plan.proxy !== undefined) {
-      const plain = new DenoChannel(conn);
+      const plain = new DenoChannel(conn, TUNNEL_CHANNEL);
       await plain.write(
         new TextEncoder().encode(connectRequest(hostPortOf(plan.hostname, plan.port), plan.proxy)),
       );
       checkProxyAnswer(await readHead(() => plain.read()));
     }
-    if (!plan.tls) return new DenoChannel(conn);
+    if (!plan.tls) return new DenoChannel(conn, TUNNEL_CHANNEL);
     const tlsConn = await Deno.startTls(conn as Deno.TcpConn, {
       hostname: plan.serverName,
       caCerts: [...plan.caCerts],
@@ -516,7 +452,7 @@ async function dialDeno(plan: DialPlan, signal: AbortSignal): Promise<ByteChanne
     } catch (error) {
       throw new WebSocketDialError(`websocket: tls: ${messageOf(error)}`, { cause: error });
     }
-    return new DenoChannel(tlsConn);
+    return new DenoChannel(tlsConn, TUNNEL_CHANNEL);
   } catch (error) {
     try {
       conn.close();
@@ -619,7 +555,7 @@ async function dialNode(plan: DialPlan, signal: AbortSignal): Promise<ByteChanne
     };
     socket = nodeTls.connect(options);
     await nodeEvent(socket, "secureConnect", signal);
-    return new NodeChannel(socket);
+    return new NodeChannel(socket, TUNNEL_CHANNEL);
   } catch (error) {
     socket?.destroy();
     raw?.destroy();

@@ -1,0 +1,130 @@
+/**
+ * The agent's byte streams, to the server (under its WebSocket client) and to backends: a Deno
+ * connection, or a `node:tls` socket where a connection must skip certificate verification (Deno
+ * has no per-connection opt-out). One small interface so both users read and write alike.
+ * @module
+ */
+
+import type * as nodeNet from "node:net";
+
+/** A byte stream. */
+export interface ByteChannel {
+  /** Next bytes, at most the channel's `maxRead`, or `null` at end of stream or after close. */
+  read(): Promise<Uint8Array | null>;
+  /** Resolves once every byte was handed to the socket. */
+  write(bytes: Uint8Array): Promise<void>;
+  /** Closes at once; pending reads end and writes reject. Idempotent. */
+  close(): void;
+}
+
+/** How a channel hands out what it read. */
+export interface ChannelOptions {
+  /** Largest array one `read()` returns. */
+  readonly maxRead: number;
+  /**
+   * `true`: every read is a fresh array the caller may keep (the backend relays reads as tunnel
+   * payloads). `false`: a Deno read is a view of the channel's buffer, valid until the next read
+   * (the WebSocket decoder copies what it keeps), which saves a copy per read.
+   */
+  readonly fresh: boolean;
+}
+
+/** A channel over a `Deno.Conn` (TCP, or TLS with verification). */
+export class DenoChannel implements ByteChannel {
+  readonly #conn: Deno.Conn;
+  readonly #buffer: Uint8Array;
+  readonly #fresh: boolean;
+  #closed = false;
+
+  /** Wraps `conn`. */
+  constructor(conn: Deno.Conn, options: ChannelOptions) {
+    this.#conn = conn;
+    this.#buffer = new Uint8Array(options.maxRead);
+    this.#fresh = options.fresh;
+  }
+
+  /** See {@linkcode ByteChannel.read}. */
+  async read(): Promise<Uint8Array | null> {
+    if (this.#closed) return null;
+    let count: number | null;
+    try {
+      count = await this.#conn.read(this.#buffer);
+    } catch (error) {
+      if (this.#closed) return null;
+      throw error;
+    }
+    if (count === null) return null;
+    return this.#fresh ? this.#buffer.slice(0, count) : this.#buffer.subarray(0, count);
+  }
+
+  /** See {@linkcode ByteChannel.write}. */
+  async write(bytes: Uint8Array): Promise<void> {
+    let offset = 0;
+    while (offset < bytes.length) offset += await this.#conn.write(bytes.subarray(offset));
+  }
+
+  /** See {@linkcode ByteChannel.close}. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the runtime.
+    }
+  }
+}
+
+/** A channel over a `node:net`/`node:tls` socket (the per-connection `insecure` opt-out). */
+export class NodeChannel implements ByteChannel {
+  readonly #socket: nodeNet.Socket;
+  readonly #chunks: AsyncIterator<Uint8Array>;
+  readonly #maxRead: number;
+  #pending: Uint8Array | undefined;
+  #closed = false;
+
+  /** Wraps `socket`. Node hands out a new buffer per chunk, so reads are always fresh. */
+  constructor(socket: nodeNet.Socket, options: ChannelOptions) {
+    this.#socket = socket;
+    this.#maxRead = options.maxRead;
+    // Errors also reach the iterator; this listener only keeps them from being "unhandled".
+    socket.on("error", () => {});
+    this.#chunks = socket[Symbol.asyncIterator]();
+  }
+
+  /** See {@linkcode ByteChannel.read}. */
+  async read(): Promise<Uint8Array | null> {
+    let chunk = this.#pending;
+    this.#pending = undefined;
+    if (chunk === undefined) {
+      if (this.#closed) return null;
+      try {
+        const next = await this.#chunks.next();
+        if (next.done === true) return null;
+        const value = next.value;
+        chunk = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+      } catch (error) {
+        if (this.#closed) return null;
+        throw error;
+      }
+    }
+    if (chunk.length > this.#maxRead) {
+      this.#pending = chunk.subarray(this.#maxRead);
+      return chunk.subarray(0, this.#maxRead);
+    }
+    return chunk;
+  }
+
+  /** See {@linkcode ByteChannel.write}. */
+  write(bytes: Uint8Array): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#socket.write(bytes, (error) => (error ? reject(error) : resolve()));
+    });
+  }
+
+  /** See {@linkcode ByteChannel.close}. */
+  close(): void {
+    this.#closed = true;
+    this.#socket.destroy();
+  }
+}
