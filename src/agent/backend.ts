@@ -37,7 +37,7 @@ import {
   synthesizeStatusHead,
 } from "../protocol/mod.ts";
 import { hostHeader, rewriteRequest, type Target } from "./targets.ts";
-import { type ByteChannel, DenoChannel, NodeChannel } from "./channel.ts";
+import { type ByteChannel, DenoChannel, NodeChannel, nodeEvent } from "./channel.ts";
 
 /** Backend reads become tunnel payloads as they are: fresh arrays of one payload at most. */
 const BACKEND_CHANNEL = { maxRead: MAX_READ_PAYLOAD, fresh: true } as const;
@@ -388,35 +388,7 @@ async function dialInsecure(options: DialOptions, signal: AbortSignal): Promise<
     ...(nodeNet.isIP(options.host) === 0 ? { servername: options.host } : {}),
   });
   try {
-    await new Promise<void>((resolve, reject) => {
-      const cleanup = (): void => {
-        socket.off("secureConnect", onConnect);
-        socket.off("error", onError);
-        socket.off("close", onClose);
-        signal.removeEventListener("abort", onAbort);
-      };
-      const onConnect = (): void => {
-        cleanup();
-        resolve();
-      };
-      const onError = (error: Error): void => {
-        cleanup();
-        reject(error);
-      };
-      const onClose = (): void => {
-        cleanup();
-        reject(new Error("connection closed during the TLS handshake"));
-      };
-      const onAbort = (): void => {
-        cleanup();
-        reject(signal.reason);
-      };
-      socket.on("secureConnect", onConnect);
-      socket.on("error", onError);
-      socket.on("close", onClose);
-      signal.addEventListener("abort", onAbort, { once: true });
-      if (signal.aborted) onAbort();
-    });
+    await nodeEvent(socket, "secureConnect", signal, "connection closed during the TLS handshake");
   } catch (error) {
     socket.destroy();
     if (signal.aborted) throw signal.reason;

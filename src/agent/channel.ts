@@ -128,3 +128,44 @@ export class NodeChannel implements ByteChannel {
     this.#socket.destroy();
   }
 }
+
+/**
+ * Waits for `event` on a node socket (`connect`, `secureConnect`), rejecting on `error`, on
+ * `close` (with `closedMessage`) and on abort, including a signal aborted already.
+ */
+export function nodeEvent(
+  socket: nodeNet.Socket,
+  event: string,
+  signal: AbortSignal,
+  closedMessage = "connection closed",
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const cleanup = (): void => {
+      socket.off(event, onEvent);
+      socket.off("error", onError);
+      socket.off("close", onClose);
+      signal.removeEventListener("abort", onAbort);
+    };
+    const onEvent = (): void => {
+      cleanup();
+      resolve();
+    };
+    const onError = (error: Error): void => {
+      cleanup();
+      reject(error);
+    };
+    const onClose = (): void => {
+      cleanup();
+      reject(new Error(closedMessage));
+    };
+    const onAbort = (): void => {
+      cleanup();
+      reject(signal.reason);
+    };
+    socket.on(event, onEvent);
+    socket.on("error", onError);
+    socket.on("close", onClose);
+    signal.addEventListener("abort", onAbort, { once: true });
+    if (signal.aborted) onAbort();
+  });
+}

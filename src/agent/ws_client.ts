@@ -13,7 +13,7 @@ import { createHash } from "node:crypto";
 import * as nodeNet from "node:net";
 import * as nodeTls from "node:tls";
 import type { CloseInfo, MessageTransport } from "../tunnel/mod.ts";
-import { type ByteChannel, DenoChannel, NodeChannel } from "./channel.ts";
+import { type ByteChannel, DenoChannel, NodeChannel, nodeEvent } from "./channel.ts";
 
 /** A connected client WebSocket. */
 export interface WebSocketConnection extends MessageTransport {
@@ -465,38 +465,6 @@ async function dialDeno(plan: DialPlan, signal: AbortSignal): Promise<ByteChanne
   } finally {
     signal.removeEventListener("abort", onAbort);
   }
-}
-
-/** Waits for `event` on a node socket, rejecting on `error`, `close` or abort. */
-function nodeEvent(socket: nodeNet.Socket, event: string, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const cleanup = (): void => {
-      socket.off(event, onEvent);
-      socket.off("error", onError);
-      socket.off("close", onClose);
-      signal.removeEventListener("abort", onAbort);
-    };
-    const onEvent = (): void => {
-      cleanup();
-      resolve();
-    };
-    const onError = (error: Error): void => {
-      cleanup();
-      reject(error);
-    };
-    const onClose = (): void => {
-      cleanup();
-      reject(new Error("connection closed"));
-    };
-    const onAbort = (): void => {
-      cleanup();
-      reject(signal.reason);
-    };
-    socket.on(event, onEvent);
-    socket.on("error", onError);
-    socket.on("close", onClose);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /** Reads a proxy's answer from a node socket without consuming bytes past its head. */
