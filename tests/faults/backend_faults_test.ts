@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { patternBytes, startBackend } from "../../scripts/sample_backend.ts";
 import { startStack } from "../_harness/stack.ts";
+import { serveRawTcp } from "../_harness/raw_server.ts";
 
 /** What the scripted backend does after reading a request head, by request path. */
 const SCRIPTS: Record<string, (conn: Deno.Conn) => Promise<void>> = {
@@ -51,53 +52,24 @@ async function write(conn: Deno.Conn, text: string): Promise<void> {
 
 /** A raw TCP backend that plays {@linkcode SCRIPTS}; every connection is closed after its script. */
 function startScriptedBackend(): { port: number; close(): Promise<void> } {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const running = new Set<Promise<void>>();
   const serve = async (conn: Deno.Conn) => {
-    try {
-      const buffer = new Uint8Array(4096);
-      let head = "";
-      // The first 12 bytes tell "GET /reset H…" apart: that one is closed with the rest unread.
-      while (head.length < 12) {
-        const count = await conn.read(buffer.subarray(0, 12 - head.length));
-        if (count === null) return;
-        head += new TextDecoder().decode(buffer.subarray(0, count));
-      }
-      if (head.startsWith("GET /reset ")) return;
-      while (!head.includes("\r\n\r\n")) {
-        const count = await conn.read(buffer);
-        if (count === null) return;
-        head += new TextDecoder().decode(buffer.subarray(0, count));
-      }
-      await SCRIPTS[head.split(" ")[1] ?? ""]?.(conn);
-    } catch {
-      // The agent went away.
-    } finally {
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
+    const buffer = new Uint8Array(4096);
+    let head = "";
+    // The first 12 bytes tell "GET /reset H…" apart: that one is closed with the rest unread.
+    while (head.length < 12) {
+      const count = await conn.read(buffer.subarray(0, 12 - head.length));
+      if (count === null) return;
+      head += new TextDecoder().decode(buffer.subarray(0, count));
     }
-  };
-  const accepting = (async () => {
-    try {
-      for await (const conn of listener) {
-        const task = serve(conn).finally(() => running.delete(task));
-        running.add(task);
-      }
-    } catch {
-      // Closed.
+    if (head.startsWith("GET /reset ")) return;
+    while (!head.includes("\r\n\r\n")) {
+      const count = await conn.read(buffer);
+      if (count === null) return;
+      head += new TextDecoder().decode(buffer.subarray(0, count));
     }
-  })();
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    async close() {
-      listener.close();
-      await accepting;
-      await Promise.all(running);
-    },
+    await SCRIPTS[head.split(" ")[1] ?? ""]?.(conn);
   };
+  return serveRawTcp(serve);
 }
 
 /**

@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import { latin1Bytes, rawHttps, type RawHttpsOptions } from "../_harness/rogue.ts";
 import { CA_PEM, startStack } from "../_harness/stack.ts";
+import { serveRawTcp } from "../_harness/raw_server.ts";
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 
@@ -20,62 +21,41 @@ type Stack = Awaited<ReturnType<typeof startStack>>;
  * request (head, and body as framed) is in, keeping the connection for more requests.
  */
 function startRecordingBackend() {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const connections: string[] = [];
-  const running = new Set<Promise<void>>();
   const answer = latin1Bytes("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
   const serve = async (conn: Deno.Conn) => {
     const index = connections.push("") - 1;
     const buffer = new Uint8Array(65536);
     let pending = "";
-    try {
+    for (;;) {
+      const count = await conn.read(buffer);
+      if (count === null) break;
+      const piece = String.fromCharCode(...buffer.subarray(0, count));
+      connections[index] += piece;
+      pending += piece;
       for (;;) {
-        const count = await conn.read(buffer);
-        if (count === null) break;
-        const piece = String.fromCharCode(...buffer.subarray(0, count));
-        connections[index] += piece;
-        pending += piece;
-        for (;;) {
-          const end = pending.indexOf("\r\n\r\n");
-          if (end < 0) break;
-          const fields = pending.slice(0, end).toLowerCase().split("\r\n");
-          const rest = pending.slice(end + 4);
-          let used: number;
-          if (fields.includes("transfer-encoding: chunked")) {
-            const last = rest.indexOf("0\r\n\r\n");
-            if (last < 0) break;
-            used = last + 5;
-          } else {
-            const length = fields.find((field) => field.startsWith("content-length:"));
-            used = Number(length?.slice(15).trim() ?? 0);
-            if (rest.length < used) break;
-          }
-          pending = rest.slice(used);
-          await conn.write(answer);
+        const end = pending.indexOf("\r\n\r\n");
+        if (end < 0) break;
+        const fields = pending.slice(0, end).toLowerCase().split("\r\n");
+        const rest = pending.slice(end + 4);
+        let used: number;
+        if (fields.includes("transfer-encoding: chunked")) {
+          const last = rest.indexOf("0\r\n\r\n");
+          if (last < 0) break;
+          used = last + 5;
+        } else {
+          const length = fields.find((field) => field.startsWith("content-length:"));
+          used = Number(length?.slice(15).trim() ?? 0);
+          if (rest.length < used) break;
         }
-      }
-    } catch {
-      // The agent went away.
-    } finally {
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
+        pending = rest.slice(used);
+        await conn.write(answer);
       }
     }
   };
-  const accepting = (async () => {
-    try {
-      for await (const conn of listener) {
-        const task = serve(conn).finally(() => running.delete(task));
-        running.add(task);
-      }
-    } catch {
-      // Closed.
-    }
-  })();
+  const server = serveRawTcp(serve);
   return {
-    port: (listener.addr as Deno.NetAddr).port,
+    port: server.port,
     connections,
     /** Every request line the backend received. */
     requestLines(): string[] {
@@ -83,11 +63,7 @@ function startRecordingBackend() {
         bytes.split("\r\n").filter((line) => / HTTP\/1\.[01]$/.test(line))
       );
     },
-    async close() {
-      listener.close();
-      await accepting;
-      await Promise.all(running);
-    },
+    close: () => server.close(),
   };
 }
 

@@ -16,6 +16,7 @@ import { Flag, MAX_MESSAGE_SIZE } from "../../src/protocol/mod.ts";
 import { openLogger } from "../../src/log/mod.ts";
 import { type Received, type RogueTunnel, startRogueServer } from "../_harness/rogue.ts";
 import { CA_PEM, LogLines, SECRET, TLS_DIR } from "../_harness/stack.ts";
+import { serveRawTcp } from "../_harness/raw_server.ts";
 
 const CERT = Deno.readTextFileSync(join(TLS_DIR, "localhost.pem"));
 const KEY = Deno.readTextFileSync(join(TLS_DIR, "localhost.key"));
@@ -52,61 +53,36 @@ function message(payload: Uint8Array | string, flags: number, id: number): Uint8
  * request (head and body as framed) is in, then closes.
  */
 function startRecordingBackend() {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const connections: string[] = [];
-  const running = new Set<Promise<void>>();
   const serve = async (conn: Deno.Conn) => {
     const index = connections.push("") - 1;
     const buffer = new Uint8Array(65536);
-    try {
-      for (;;) {
-        const count = await conn.read(buffer);
-        if (count === null) break;
-        connections[index] += latin1(buffer.subarray(0, count));
-        const seen = connections[index] ?? "";
-        const end = seen.indexOf("\r\n\r\n");
-        if (end < 0) continue;
-        const head = seen.slice(0, end).toLowerCase();
-        const body = seen.slice(end + 4);
-        const length = /\r\ncontent-length: *(\d+)/.exec(head)?.[1];
-        const complete = head.includes("transfer-encoding: chunked")
-          ? body.endsWith("0\r\n\r\n")
-          : body.length >= Number(length ?? 0);
-        if (complete) {
-          await conn.write(
-            text("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"),
-          );
-          break;
-        }
-      }
-    } catch {
-      // The agent went away.
-    } finally {
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
+    for (;;) {
+      const count = await conn.read(buffer);
+      if (count === null) break;
+      connections[index] += latin1(buffer.subarray(0, count));
+      const seen = connections[index] ?? "";
+      const end = seen.indexOf("\r\n\r\n");
+      if (end < 0) continue;
+      const head = seen.slice(0, end).toLowerCase();
+      const body = seen.slice(end + 4);
+      const length = /\r\ncontent-length: *(\d+)/.exec(head)?.[1];
+      const complete = head.includes("transfer-encoding: chunked")
+        ? body.endsWith("0\r\n\r\n")
+        : body.length >= Number(length ?? 0);
+      if (complete) {
+        await conn.write(
+          text("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"),
+        );
+        break;
       }
     }
   };
-  const accepting = (async () => {
-    try {
-      for await (const conn of listener) {
-        const task = serve(conn).finally(() => running.delete(task));
-        running.add(task);
-      }
-    } catch {
-      // Closed.
-    }
-  })();
+  const server = serveRawTcp(serve);
   return {
-    port: (listener.addr as Deno.NetAddr).port,
+    port: server.port,
     connections,
-    async close() {
-      listener.close();
-      await accepting;
-      await Promise.all(running);
-    },
+    close: () => server.close(),
   };
 }
 
