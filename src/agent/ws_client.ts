@@ -12,6 +12,13 @@
 import { createHash } from "node:crypto";
 import * as nodeNet from "node:net";
 import * as nodeTls from "node:tls";
+import {
+  applyMask,
+  closePayload,
+  isValidCloseCode,
+  MAX_CONTROL_PAYLOAD,
+  Opcode,
+} from "../protocol/mod.ts";
 import type { CloseInfo, MessageTransport } from "../tunnel/mod.ts";
 import { type ByteChannel, DenoChannel, NodeChannel, nodeEvent } from "./channel.ts";
 
@@ -152,8 +159,6 @@ export const MAX_RESPONSE_HEAD_BYTES = 16 * 1024;
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** Payload size of the frames a long message is cut into (PROTO-11). */
 export const FRAGMENT_BYTES = 65_536;
-/** Largest control frame payload (RFC 6455 §5.5); more closes with 1009 (PROTO-12). */
-export const MAX_CONTROL_PAYLOAD_BYTES = 125;
 /** Agent keep-alive: ping after this much silence (PROTO-13, P = 15 s). */
 export const PING_INTERVAL_MS = 15_000;
 /** Agent keep-alive: close after this much silence (PROTO-13, I = 45 s). */
@@ -186,17 +191,7 @@ const RESERVED_HEADERS = [
 const TOKEN_REGEXP = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const FIELD_VALUE_REGEXP = /^[^\0\r\n]*$/;
 const STATUS_LINE_REGEXP = /^HTTP\/1\.[01] ([0-9]{3})(?: .*)?$/;
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 const EMPTY = new Uint8Array(0);
-
-const Opcode = {
-  Continuation: 0x0,
-  Text: 0x1,
-  Binary: 0x2,
-  Close: 0x8,
-  Ping: 0x9,
-  Pong: 0xa,
-} as const;
 
 /** The handshake failed; `message` follows PROTO-5 (`websocket: …`). */
 export class WebSocketDialError extends Error {
@@ -617,53 +612,12 @@ export async function connectWebSocket(
 }
 
 /** XORs `bytes[start, end)` with the 4-byte mask stored at `bytes[start-4, start)`. */
-function applyMask(bytes: Uint8Array, start: number, end: number): void {
-  const m0 = bytes[start - 4] ?? 0;
-  const m1 = bytes[start - 3] ?? 0;
-  const m2 = bytes[start - 2] ?? 0;
-  const m3 = bytes[start - 1] ?? 0;
-  const mask = [m0, m1, m2, m3];
-  let i = start;
-  while (i < end && ((bytes.byteOffset + i) & 3) !== 0) {
-    bytes[i] = (bytes[i] ?? 0) ^ (mask[(i - start) & 3] ?? 0);
-    i++;
-  }
-  const words = (end - i) >>> 2;
-  if (words > 0) {
-    const r = (i - start) & 3;
-    const b0 = mask[r] ?? 0;
-    const b1 = mask[(r + 1) & 3] ?? 0;
-    const b2 = mask[(r + 2) & 3] ?? 0;
-    const b3 = mask[(r + 3) & 3] ?? 0;
-    const word = LITTLE_ENDIAN
-      ? (b0 | (b1 << 8) | (b2 << 16) | (b3 << 24))
-      : ((b0 << 24) | (b1 << 16) | (b2 << 8) | b3);
-    const view = new Int32Array(bytes.buffer, bytes.byteOffset + i, words);
-    for (let w = 0; w < words; w++) view[w] = (view[w] ?? 0) ^ word;
-    i += words * 4;
-  }
-  while (i < end) {
-    bytes[i] = (bytes[i] ?? 0) ^ (mask[(i - start) & 3] ?? 0);
-    i++;
-  }
+function maskInPlace(bytes: Uint8Array, start: number, end: number): void {
+  applyMask(bytes.subarray(start, end), bytes.subarray(start - 4, start));
 }
 
 function frameHeaderSize(length: number): number {
   return 6 + (length < 126 ? 0 : length < 65_536 ? 2 : 8);
-}
-
-function isValidCloseCode(code: number): boolean {
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-    (code >= 3000 && code <= 4999);
-}
-
-function closePayload(code: number, reason = ""): Uint8Array {
-  const text = new TextEncoder().encode(reason).subarray(0, MAX_CONTROL_PAYLOAD_BYTES - 2);
-  const payload = new Uint8Array(2 + text.length);
-  payload[0] = code >> 8;
-  payload[1] = code & 0xff;
-  payload.set(text, 2);
-  return payload;
 }
 
 /** A data message waiting to be written. */
@@ -841,7 +795,7 @@ class ClientConnection implements WebSocketConnection {
         return this.#fail(1002, `unknown opcode ${opcode}`);
       }
       if (!fin) return this.#fail(1002, "fragmented control frame");
-      if (length > MAX_CONTROL_PAYLOAD_BYTES) return this.#fail(1009, "control frame too large");
+      if (length > MAX_CONTROL_PAYLOAD) return this.#fail(1009, "control frame too large");
     } else {
       if (opcode !== Opcode.Continuation && opcode !== Opcode.Text && opcode !== Opcode.Binary) {
         return this.#fail(1002, `unknown opcode ${opcode}`);
@@ -981,7 +935,7 @@ class ClientConnection implements WebSocketConnection {
     const bytes = new Uint8Array(frameHeaderSize(payload.length) + payload.length);
     const start = this.#writeHeader(bytes, 0, opcode, true, payload.length);
     bytes.set(payload, start);
-    applyMask(bytes, start, bytes.length);
+    maskInPlace(bytes, start, bytes.length);
     return bytes;
   }
 
@@ -1022,7 +976,7 @@ class ClientConnection implements WebSocketConnection {
       const fin = offset + length === message.length;
       const start = this.#writeHeader(bytes, position, opcode, fin, length);
       bytes.set(message.subarray(offset, offset + length), start);
-      applyMask(bytes, start, start + length);
+      maskInPlace(bytes, start, start + length);
       position = start + length;
     }
     return { bytes, dataBytes };

@@ -88,6 +88,7 @@ export {
   closePayload,
   DEFAULT_MAX_MESSAGE_SIZE,
   encodeWebSocketFrame,
+  isValidCloseCode,
   MAX_CONTROL_PAYLOAD,
   Opcode,
   WebSocketDecoder,

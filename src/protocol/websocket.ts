@@ -123,6 +123,15 @@ export function applyMask(data: Uint8Array, key: Uint8Array): void {
   for (; i < length; i++) data[i] = (data[i] ?? 0) ^ (key[i & 3] ?? 0);
 }
 
+/**
+ * Whether `code` may be sent in a close frame (RFC 6455 §7.4: 1004-1006 and 1015 are reserved for
+ * local use, 1000-2999 are assigned by the RFC and IANA, 3000-4999 belong to libraries and apps).
+ */
+export function isValidCloseCode(code: number): boolean {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+    (code >= 3000 && code <= 4999);
+}
+
 /** Encodes a close frame payload: code (if any) and UTF-8 reason. */
 export function closePayload(code?: number, reason = ""): Uint8Array {
   if (code === undefined) return new Uint8Array(0);

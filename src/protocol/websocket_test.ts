@@ -4,6 +4,7 @@ import {
   CLOSE_TOO_BIG,
   closePayload,
   encodeWebSocketFrame,
+  isValidCloseCode,
   Opcode,
   WebSocketDecoder,
   WebSocketProtocolError,
@@ -102,4 +103,13 @@ Deno.test("WebSocketDecoder round-trips random binary messages split at random p
     ),
     { numRuns: 100 },
   );
+});
+
+Deno.test("isValidCloseCode() accepts the codes a close frame may carry and refuses the reserved ones (RFC 6455 §7.4)", () => {
+  for (const code of [1000, 1001, 1002, 1003, 1007, 1011, 1014, 3000, 4999]) {
+    assert.equal(isValidCloseCode(code), true, String(code));
+  }
+  for (const code of [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000]) {
+    assert.equal(isValidCloseCode(code), false, String(code));
+  }
 });
