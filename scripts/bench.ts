@@ -285,22 +285,30 @@ export async function runBench(options: Options): Promise<Report> {
     const response = await fetch(`http://127.0.0.1:${stack.backendPorts.plain}/stats`);
     return ((await response.json()) as { never: number }).never;
   };
-  const beforeSlow = pids.map(rssBytes);
-  const holder = startClient<{ errorCount: number; errors: string[] }>({
-    op: "hold",
-    ...groom,
-    count: profile.slowRequests,
-  });
-  await waitUntil(
-    async () => (await waiting()) >= profile.slowRequests,
-    60_000,
-    "the slow requests to reach the backend",
-  );
-  await sleep(Math.min(500, profile.settleSeconds * 1000)); // let the allocations settle
-  const duringSlow = pids.map(rssBytes);
-  const held = await holder.stop();
-  note("slow requests", held.errors);
-  await waitUntil(async () => (await waiting()) === 0, 30_000, "the slow requests to end");
+  /** Holds the slow requests through `target`; RSS of `measured` before and during. */
+  const holdSlow = async (target: Target, measured: readonly number[], what: string) => {
+    const before = measured.map(rssBytes);
+    const holder = startClient<{ errorCount: number; errors: string[] }>({
+      op: "hold",
+      ...target,
+      count: profile.slowRequests,
+    });
+    await waitUntil(
+      async () => (await waiting()) >= profile.slowRequests,
+      60_000,
+      "the slow requests to reach the backend",
+    );
+    await sleep(Math.min(500, profile.settleSeconds * 1000)); // let the allocations settle
+    const during = measured.map(rssBytes);
+    const held = await holder.stop();
+    note(what, held.errors);
+    await waitUntil(async () => (await waiting()) === 0, 30_000, "the slow requests to end");
+    return { before, during };
+  };
+  // The reference first, on a fresh backend: what Deno's own HTTPS server (the backend) spends
+  // per in-flight request, the floor for groom's server, which runs on the same server code.
+  const directSlow = await holdSlow(direct, [stack.backend.pid], "slow requests direct");
+  const { before: beforeSlow, during: duringSlow } = await holdSlow(groom, pids, "slow requests");
 
   // Idle again after the slow requests, before the other loads (context for the leak check).
   await sleep(Math.min(3000, profile.settleSeconds * 1000));
@@ -501,6 +509,7 @@ export async function runBench(options: Options): Promise<Report> {
           during: pair(duringSlow),
           server: perStream(beforeSlow[0], duringSlow[0], profile.slowRequests),
           agent: perStream(beforeSlow[1], duringSlow[1], profile.slowRequests),
+          direct: perStream(directSlow.before[0], directSlow.during[0], profile.slowRequests),
         },
         idleBeforeLoad: pair(idleBeforeLoad),
         afterMove: {

@@ -62,6 +62,8 @@ export interface Report {
         readonly during: Pair;
         readonly server: number | undefined;
         readonly agent: number | undefined;
+        /** The same requests straight to the backend (Deno's HTTPS server): its RSS per request. */
+        readonly direct?: number | undefined;
       };
       /** After the slow-request step, before the other loads (context for the leak check). */
       readonly idleBeforeLoad: Pair;
@@ -310,6 +312,13 @@ export function markdownReport(report: Report): string {
       `RSS per in-flight stream (${mem.perStream.streams} slow requests)`,
       kb(mem.perStream.server),
       kb(mem.perStream.agent),
+    ]),
+  );
+  lines.push(
+    row([
+      "… the same requests straight to the backend (Deno.serve over TLS)",
+      kb(mem.perStream.direct),
+      "",
     ]),
   );
   lines.push(row([
