@@ -353,7 +353,7 @@ export class Stream {
   #shut(end: Exclude<StreamEnd, "peer-aborted">, detail: string, sendAbort: boolean): void {
     if (this.#end !== undefined) return;
     this.#end = end;
-    this.#error = new StreamClosedError(describeEnd(this.id, end, detail), this.id, end);
+    this.#error = closedError(this.id, end, detail);
     this.#queue.clear();
     this.#host.queued(-this.#queuedBytes);
     this.#queuedBytes = 0;
@@ -364,6 +364,22 @@ export class Stream {
       else reader.fail(this.#error);
     }
     this.#controller.abort(this.#error);
+  }
+}
+
+/**
+ * The error a stream that ended as `end` rejects with. A normal finish gets no stack trace: it is
+ * built for every request, its stack says nothing, and capturing it cost 2.6 % of the server's
+ * busy CPU in the bench's profile (issue 7).
+ */
+function closedError(id: number, end: StreamEnd, detail: string): StreamClosedError {
+  if (end !== "finished") return new StreamClosedError(describeEnd(id, end, detail), id, end);
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new StreamClosedError(describeEnd(id, end, detail), id, end);
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }
 

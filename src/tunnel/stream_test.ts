@@ -132,6 +132,14 @@ Deno.test("finish() resolves pending reads with null; later sends reject as fini
   await assert.rejects(stream.send(Flag.Body, bytes(1)), StreamClosedError);
   stream.abort("late");
   assert.equal(pair.serverSide.sentMessages, 0, "no ABRT after a normal end");
+  // A normal end is built for every request: no stack is captured for it (issue 7).
+  const reason = stream.signal.reason as StreamClosedError;
+  assert.equal(reason.end, "finished");
+  assert.doesNotMatch(reason.stack ?? "", /\n\s+at /);
+  // An abnormal end keeps its stack for diagnosis.
+  const other = pair.server.open() as Stream;
+  other.abort("backend gone");
+  assert.match((other.signal.reason as StreamClosedError).stack ?? "", /\n\s+at /);
 });
 
 Deno.test("the stream's signal is aborted with the reason whatever ends it", async () => {
