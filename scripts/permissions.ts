@@ -36,7 +36,8 @@ export const GROOM_PERMISSIONS: readonly RuntimeFlag[] = [
   { flag: "--allow-run", why: "{{|command}} macros run a program named by the configuration" },
   {
     flag: `--allow-ffi=${LIBC_PATHS.join(",")}`,
-    why: "setsockopt(TCP_NODELAY) on the HTTPS listener (Linux), only these C library files",
+    why:
+      "TCP_NODELAY and the read_timeout/idle_timeout connection watchdog on the HTTPS listener (Linux), only these C library files",
   },
 ];
 

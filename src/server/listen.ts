@@ -18,7 +18,12 @@
  *   `node:tls` socket in Deno 2.9.6.
  *
  * Both: TLS 1.2 minimum (1.3 preferred by the stack), bind failures retried every second and
- * reported once per distinct error (TLS-3 with the ODD-15 fix), never fatal.
+ * reported once per distinct error (TLS-3 with the ODD-15 fix), never fatal. Both close a
+ * connection that brings no request head within `read_timeout` of being accepted, or idles
+ * between keep-alive requests for `idle_timeout` (SRV-22, DIR-2; issue 8, slowloris): `node` by
+ * node:http's own timeouts, `deno` by a watchdog over the sockets (conn_watchdog.ts), which needs
+ * Linux and the `ffi` permission for the C library; elsewhere the `deno` mechanism reports once
+ * that these deadlines are not enforced.
  * @module
  */
 
@@ -27,7 +32,9 @@ import https from "node:https";
 import { Readable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import { createSecureContext, type SecureContext, type TLSSocket } from "node:tls";
+import { durationValue, SERVER_SETTINGS } from "../config/mod.ts";
 import { CERT_CHECK_INTERVAL_MS, type CertPair, type CertStore } from "../tls/mod.ts";
+import { ConnectionWatchdog, WATCHDOG_INTERVAL_MS } from "./conn_watchdog.ts";
 import { setListenerNoDelay } from "./tcp_nodelay.ts";
 
 /** Wait between two bind attempts (TLS-3: the original retries every second, forever). */
@@ -45,6 +52,18 @@ export const CLOSE_GRACE_MS = 10_000;
  * names would grow memory without bound; 50 000 names cost ~85 MB.
  */
 export const MAX_SNI_NAMES = 50_000;
+
+/** Default time from accept to a complete request head: the `read_timeout` setting's default. */
+export const DEFAULT_READ_TIMEOUT_MS = durationValue(SERVER_SETTINGS.readTimeoutMs.defaultText) *
+  1000;
+/** Default keep-alive idle time: the `idle_timeout` setting's default. */
+export const DEFAULT_IDLE_TIMEOUT_MS = durationValue(SERVER_SETTINGS.idleTimeoutMs.defaultText) *
+  1000;
+/**
+ * How often node:http checks its connections' header and keep-alive deadlines (its default, 30 s,
+ * would let a 5 s `read_timeout` run to 35 s).
+ */
+const NODE_CONNECTION_CHECK_MS = 1_000;
 
 /** ALPN offered by the `deno` mechanism: HTTP/2 for browsers, HTTP/1.1 for WebSocket and agents. */
 export const ALPN_HTTP2 = ["h2", "http/1.1"] as const;
@@ -100,6 +119,15 @@ export interface ListenOptions {
   bindRetryMs?: number;
   /** Drain bound of `close()`, default {@linkcode CLOSE_GRACE_MS}. */
   closeGraceMs?: number;
+  /**
+   * Longest time from accept to a complete request head (`read_timeout`, SRV-22), default
+   * {@linkcode DEFAULT_READ_TIMEOUT_MS}; covers silent connections and stalled TLS handshakes.
+   */
+  readTimeoutMs?: number;
+  /** Longest keep-alive idle time (`idle_timeout`), default {@linkcode DEFAULT_IDLE_TIMEOUT_MS}. */
+  idleTimeoutMs?: number;
+  /** Period of the `deno` mechanism's connection check, default {@linkcode WATCHDOG_INTERVAL_MS}. */
+  watchdogIntervalMs?: number;
 }
 
 /** A running listener. */
@@ -110,6 +138,11 @@ export interface ListenerHandle extends AsyncDisposable {
   readonly mechanism: ListenMechanism;
   /** Settles when the listener is closed and drained (or the drain bound passed). */
   readonly finished: Promise<void>;
+  /**
+   * Connections the `deno` mechanism cut for `read_timeout` or `idle_timeout` so far (counted, not
+   * logged: a slowloris flood must not flood the log); always 0 for `node`, which cuts its own.
+   */
+  readonly timeoutCuts: number;
   /** Stops accepting, lets in-flight requests finish up to the drain bound. */
   close(): Promise<void>;
 }
@@ -125,7 +158,10 @@ interface InternalHttpServer {
 type ServeHttpOnListener = (
   listener: Deno.Listener,
   signal: AbortSignal | undefined,
-  handler: (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Promise<Response>,
+  handler: (
+    request: Request,
+    info: Partial<Deno.ServeHandlerInfo<Deno.NetAddr>> & { remoteAddr: Deno.NetAddr },
+  ) => Promise<Response>,
   onError: (error: unknown) => Response,
   onListen: (scheme: string) => void,
 ) => InternalHttpServer;
@@ -223,6 +259,10 @@ abstract class BaseListener implements ListenerHandle {
 
   get finished(): Promise<void> {
     return this.#finished.promise;
+  }
+
+  get timeoutCuts(): number {
+    return 0;
   }
 
   /** Binds (with retry), then starts the certificate check. */
@@ -353,6 +393,7 @@ class DenoListener extends BaseListener {
   #pending = new Set<RelistenReason>();
   #lastStop = "";
   #unsubscribe: (() => void) | undefined;
+  #watchdog: ConnectionWatchdog | undefined;
 
   constructor(
     entry: ListenEntry,
@@ -374,7 +415,25 @@ class DenoListener extends BaseListener {
     const generation = this.#bind(port);
     this.#current = generation;
     this.#unsubscribe = this.entry.store.subscribe(() => this.#relisten("reload"));
+    // One watchdog for the address, across listener generations (they share the port).
+    this.#watchdog = ConnectionWatchdog.start({
+      local: generation.addr,
+      readTimeoutMs: this.options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS,
+      idleTimeoutMs: this.options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      intervalMs: this.options.watchdogIntervalMs ?? WATCHDOG_INTERVAL_MS,
+    });
+    if (this.#watchdog === undefined) {
+      this.report(
+        new Error(
+          "Cannot enforce read_timeout and idle_timeout: per-connection timeouts need Linux and the ffi permission",
+        ),
+      );
+    }
     return Promise.resolve(generation.addr);
+  }
+
+  override get timeoutCuts(): number {
+    return this.#watchdog?.cuts ?? 0;
   }
 
   #bind(port: number): Generation {
@@ -409,7 +468,15 @@ class DenoListener extends BaseListener {
       (request, info) => {
         // Read before the handler runs: after Deno.upgradeWebSocket it throws "Request closed".
         const remoteAddr = plainAddr(info.remoteAddr);
-        return Promise.resolve(handler(request, { remoteAddr }));
+        const ticket = this.#watchdog?.begin(remoteAddr);
+        if (ticket === undefined) return Promise.resolve(handler(request, { remoteAddr }));
+        // Without `completed` the request counts as in flight for good: never cut, never wrong.
+        info.completed?.then(ticket.finish, ticket.finish);
+        const answer = Promise.resolve(handler(request, { remoteAddr }));
+        answer.then((response) => {
+          if (response.status === 101) ticket.upgrade();
+        }, () => {});
+        return answer;
       },
       (error) => {
         this.report(asError(error));
@@ -493,10 +560,12 @@ class DenoListener extends BaseListener {
     if (this.#current) this.#drain(this.#current);
     this.#current = undefined;
     await Promise.all(this.#draining);
+    this.#watchdog?.close();
   }
 
   protected abandon(): void {
     for (const server of this.#drainingServers) server.unref();
+    this.#watchdog?.close();
   }
 }
 
@@ -508,9 +577,17 @@ class NodeListener extends BaseListener {
   #unsubscribe: (() => void) | undefined;
 
   protected async bindFirst(): Promise<Deno.NetAddr> {
+    const readTimeoutMs = this.options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
     const server = https.createServer({
       minVersion: "TLSv1.2",
       ALPNProtocols: [...ALPN_HTTP1],
+      // SRV-22, DIR-2: head within read_timeout (handshake included), keep-alive idle limit; no
+      // whole-request limit, bodies have body_timeout (ODD-21).
+      handshakeTimeout: readTimeoutMs,
+      headersTimeout: readTimeoutMs,
+      keepAliveTimeout: this.options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      requestTimeout: 0,
+      connectionsCheckingInterval: NODE_CONNECTION_CHECK_MS,
       SNICallback: (name, callback) => {
         const pair = this.entry.store.select(name === "" ? undefined : name);
         if (pair === undefined) {

@@ -600,3 +600,285 @@ Deno.test("[deno] a signal abort closes a bound listener", async () => {
   await listener.finished;
   await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }));
 });
+
+// ---------------------------------------------------------------------------------------------
+// Per-connection deadlines (SRV-22, DIR-2; issue 8, slowloris). Test-only short deadlines keep
+// these quick; waiting for a deadline to pass is the thing under test.
+
+/** read_timeout and idle_timeout of these tests (the settings' minimum is 5 s). */
+const DEADLINE_MS = 1_500;
+/** How late a cut may come: the watchdog's period and node's check interval, plus a loaded CPU. */
+const CUT_SLACK_MS = 2_500;
+/** Gives up on a connection the server never closes (a failing test, not a hang). */
+const GUARD_MS = DEADLINE_MS + 3 * CUT_SLACK_MS;
+
+const deadlines = {
+  readTimeoutMs: DEADLINE_MS,
+  idleTimeoutMs: DEADLINE_MS,
+  watchdogIntervalMs: 250,
+  certCheckIntervalMs: 3_600_000,
+} satisfies ListenOptions;
+
+/** Answers 204, or waits for `hold` first on `/slow`. */
+function slowWhenAsked(hold: Promise<void>): RequestHandler {
+  return async (request) => {
+    if (new URL(request.url).pathname === "/slow") await hold;
+    return new Response(null, { status: 204 });
+  };
+}
+
+/** Reads until the server closes the connection; returns the milliseconds since `since`. */
+async function closedAfter(conn: Deno.Conn, since: number): Promise<number> {
+  let guarded = false;
+  const guard = setTimeout(() => {
+    guarded = true;
+    conn.close();
+  }, GUARD_MS);
+  const buffer = new Uint8Array(4096);
+  try {
+    while (await conn.read(buffer) !== null) {
+      // what the server says before it closes (node: 408) does not matter here
+    }
+  } catch {
+    // a reset or a TLS end without close_notify: closed as well
+  }
+  clearTimeout(guard);
+  const elapsed = performance.now() - since;
+  if (!guarded) conn.close();
+  return elapsed;
+}
+
+/** Reads one response head (the 204s here have no body); fails if the connection closes. */
+async function readHead(conn: Deno.Conn): Promise<string> {
+  const buffer = new Uint8Array(4096);
+  let text = "";
+  while (!text.includes("\r\n\r\n")) {
+    const count = await conn.read(buffer);
+    if (count === null) throw new Error(`Connection closed after ${JSON.stringify(text)}`);
+    text += new TextDecoder().decode(buffer.subarray(0, count));
+  }
+  return text;
+}
+
+async function connectTls(port: number): Promise<Deno.TlsConn> {
+  const conn = await Deno.connectTls({
+    hostname: "localhost",
+    port,
+    caCerts: [CA],
+    alpnProtocols: ["http/1.1"],
+  } as Deno.ConnectTlsOptions);
+  await conn.handshake();
+  return conn;
+}
+
+function assertCutInTime(elapsed: number, what: string): void {
+  // The watchdog allows its timer 20 ms of jitter.
+  assert.ok(
+    elapsed >= DEADLINE_MS - 50,
+    `${what} was cut after ${elapsed} ms, before its deadline`,
+  );
+  assert.ok(elapsed < DEADLINE_MS + CUT_SLACK_MS, `${what} was cut after ${elapsed} ms`);
+}
+
+const GET = (path: string) =>
+  new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+
+for (const mechanism of [ListenMechanism.Deno, ListenMechanism.Node]) {
+  Deno.test(`[${mechanism}] a silent TCP connection is cut after read_timeout (SRV-22, DIR-2)`, async () => {
+    await using listener = await listen(twoCertStore(), echoInfo, { mechanism, ...deadlines });
+    const start = performance.now();
+    const tcp = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+    assertCutInTime(await closedAfter(tcp, start), "a silent TCP connection");
+    if (mechanism === ListenMechanism.Deno) assert.equal(listener.timeoutCuts, 1);
+    assert.equal((await rawGet(listener.addr.port, "/")).status, 200, "others are still served");
+  });
+
+  Deno.test(`[${mechanism}] a TLS connection that sends nothing after its handshake is cut after read_timeout (SRV-22)`, async () => {
+    await using listener = await listen(twoCertStore(), echoInfo, { mechanism, ...deadlines });
+    const start = performance.now();
+    const conn = await connectTls(listener.addr.port);
+    assertCutInTime(await closedAfter(conn, start), "a silent TLS connection");
+  });
+
+  Deno.test(`[${mechanism}] slowloris: a request head trickled byte by byte is cut after read_timeout (SRV-22, DIR-2)`, async () => {
+    await using listener = await listen(twoCertStore(), echoInfo, { mechanism, ...deadlines });
+    const start = performance.now();
+    const conn = await connectTls(listener.addr.port);
+    const head = GET(`/${"x".repeat(200)}`); // 20 s worth of bytes at one per 100 ms
+    let cut = false;
+    const trickling = (async () => {
+      for (let index = 0; index < head.length && !cut; index++) {
+        await conn.write(head.subarray(index, index + 1));
+        await new Promise((resolve) => setTimeout(resolve, 100)); // the slow sender under test
+      }
+    })().catch(() => {}); // writing into the closed connection fails
+    assertCutInTime(await closedAfter(conn, start), "a trickled head");
+    cut = true;
+    await trickling;
+  });
+
+  Deno.test(`[${mechanism}] a keep-alive connection idle after a response is cut after idle_timeout (SRV-22)`, async () => {
+    await using listener = await listen(
+      twoCertStore(),
+      slowWhenAsked(Promise.resolve()),
+      { mechanism, ...deadlines },
+    );
+    const conn = await connectTls(listener.addr.port);
+    await conn.write(GET("/one"));
+    assert.match(await readHead(conn), /^HTTP\/1\.1 204 /);
+    assertCutInTime(await closedAfter(conn, performance.now()), "an idle keep-alive connection");
+  });
+
+  Deno.test(`[${mechanism}] a request in flight is not cut while its handler works past both deadlines (SRV-22)`, async () => {
+    const hold = Promise.withResolvers<void>();
+    await using listener = await listen(twoCertStore(), slowWhenAsked(hold.promise), {
+      mechanism,
+      ...deadlines,
+    });
+    const conn = await connectTls(listener.addr.port);
+    try {
+      await conn.write(GET("/slow"));
+      // The handler answers only once both deadlines have passed twice over.
+      await new Promise((resolve) => setTimeout(resolve, 2 * DEADLINE_MS + 500));
+      hold.resolve();
+      assert.match(await readHead(conn), /^HTTP\/1\.1 204 /);
+      assert.equal(listener.timeoutCuts, 0);
+    } finally {
+      conn.close();
+    }
+  });
+
+  Deno.test(`[${mechanism}] an active keep-alive connection with a request every third of idle_timeout is not cut (SRV-22)`, async () => {
+    await using listener = await listen(
+      twoCertStore(),
+      slowWhenAsked(Promise.resolve()),
+      { mechanism, ...deadlines },
+    );
+    const conn = await connectTls(listener.addr.port);
+    try {
+      const start = performance.now();
+      let requests = 0;
+      while (performance.now() - start < 2 * DEADLINE_MS + 500) {
+        await conn.write(GET(`/${requests++}`));
+        assert.match(await readHead(conn), /^HTTP\/1\.1 204 /);
+        await new Promise((resolve) => setTimeout(resolve, DEADLINE_MS / 3)); // the client's pace
+      }
+      assert.ok(requests >= 5, `${requests} requests`);
+      assert.equal(listener.timeoutCuts, 0);
+    } finally {
+      conn.close();
+    }
+  });
+}
+
+Deno.test("[deno] an HTTP/2 connection with a stream in flight is not cut; idle, it is (SRV-22)", async () => {
+  const hold = Promise.withResolvers<void>();
+  await using listener = await listen(twoCertStore(), slowWhenAsked(hold.promise), deadlines);
+  using client = Deno.createHttpClient({ caCerts: [CA], http1: false, http2: true });
+  const url = `https://localhost:${listener.addr.port}`;
+  const slow = fetch(`${url}/slow`, { client });
+  // Other streams come and go on the same connection meanwhile.
+  for (let index = 0; index < 3; index++) {
+    const response = await fetch(`${url}/${index}`, { client });
+    assert.equal(response.status, 204);
+    await new Promise((resolve) => setTimeout(resolve, DEADLINE_MS)); // past both deadlines
+  }
+  hold.resolve();
+  assert.equal((await slow).status, 204);
+  assert.equal(listener.timeoutCuts, 0);
+  // Idle from now on: cut once idle_timeout (plus one watchdog period) has passed.
+  await new Promise((resolve) => setTimeout(resolve, DEADLINE_MS + 1_000));
+  assert.equal(listener.timeoutCuts, 1);
+  assert.equal((await fetch(`${url}/again`, { client })).status, 204, "the client reconnects");
+});
+
+Deno.test("[deno] an upgraded WebSocket stays open past both deadlines and still echoes (SRV-1, SRV-22)", async () => {
+  await using listener = await listen(twoCertStore(), (request) => {
+    const { socket, response } = Deno.upgradeWebSocket(request);
+    socket.onmessage = (event) => socket.send(`echo ${event.data}`);
+    return response;
+  }, deadlines);
+  using client = Deno.createHttpClient({ caCerts: [CA] });
+  const ws = new WebSocket(`wss://localhost:${listener.addr.port}/ws`, { client } as never);
+  const closed = new Promise<CloseEvent>((resolve) => ws.onclose = resolve);
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = reject;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 2 * DEADLINE_MS + 500)); // silence
+  const reply = new Promise<MessageEvent>((resolve) => ws.onmessage = resolve);
+  ws.send("still there");
+  assert.equal((await reply).data, "echo still there");
+  assert.equal(listener.timeoutCuts, 0);
+  ws.close();
+  assert.equal((await closed).code, 1005);
+});
+
+Deno.test("[deno] without the ffi permission the listener serves and reports once that the deadlines are off", async () => {
+  const script = `
+    import { CertStore } from ${JSON.stringify(new URL("../tls/mod.ts", import.meta.url).href)};
+    import { startListener } from ${JSON.stringify(new URL("./listen.ts", import.meta.url).href)};
+    const dir = ${JSON.stringify(TLS_DIR)};
+    const store = new CertStore([{ pattern: "*", cert: dir + "localhost.pem", key: dir + "localhost.key" }]);
+    const errors = [];
+    const listener = await startListener({ hostname: "127.0.0.1", port: 0, store }, () => new Response("ok"), {
+      certCheckIntervalMs: 3600000, onError: (error) => errors.push(error.message),
+    });
+    await listener.close();
+    console.log(JSON.stringify({ errors, mechanism: listener.mechanism }));
+  `;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-config", "--allow-read", "--allow-net", "--unstable-net", "-"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = output.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(script));
+  await writer.close();
+  const { success, stdout, stderr } = await output.output();
+  assert.ok(success, new TextDecoder().decode(stderr));
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(stdout)), {
+    errors: [
+      "Cannot enforce read_timeout and idle_timeout: per-connection timeouts need Linux and the ffi permission",
+    ],
+    mechanism: "deno",
+  });
+});
+
+Deno.test("[deno] on every interface, IPv4 and IPv6 peers' requests in flight are matched to their connections and not cut (SRV-22)", async () => {
+  const hold = Promise.withResolvers<void>();
+  await using listener = await startListener(
+    { hostname: "", port: 0, store: twoCertStore() },
+    slowWhenAsked(hold.promise),
+    deadlines,
+  );
+  const hosts = ["127.0.0.1"];
+  try {
+    (await Deno.connect({ hostname: "::1", port: listener.addr.port })).close();
+    hosts.push("::1");
+  } catch {
+    // no IPv6 loopback here
+  }
+  const conns: Deno.TlsConn[] = [];
+  try {
+    for (const hostname of hosts) {
+      const conn = await Deno.connectTls({
+        hostname,
+        port: listener.addr.port,
+        caCerts: [CA],
+        alpnProtocols: ["http/1.1"],
+        serverName: "localhost",
+      } as Deno.ConnectTlsOptions);
+      conns.push(conn);
+      await conn.write(GET("/slow"));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2 * DEADLINE_MS + 500)); // past both
+    hold.resolve();
+    for (const conn of conns) assert.match(await readHead(conn), /^HTTP\/1\.1 204 /);
+    // The one that only connected for the IPv6 check was cut or closed; these two were not.
+    assert.ok(listener.timeoutCuts <= 1, `${listener.timeoutCuts} cut`);
+  } finally {
+    for (const conn of conns) conn.close();
+  }
+});

@@ -41,7 +41,7 @@ import {
 import { relayWebSocket } from "./websocket_relay.ts";
 
 export { canonicalPath, splitHost } from "./handler.ts";
-export { LIBC_PATHS } from "./tcp_nodelay.ts";
+export { LIBC_PATHS } from "./libc.ts";
 export {
   detectListenMechanism,
   type ListenerHandle,
@@ -371,6 +371,9 @@ export async function startServer(
       { hostname: entry.hostname, port: entry.port, store },
       handler,
       {
+        // `when: "start"` settings (CLI-10): a reload does not change them.
+        readTimeoutMs: config.readTimeoutMs,
+        idleTimeoutMs: config.idleTimeoutMs,
         onError: (error) => logger.emit(listenFailedEvent({ listen: entry.address, error, mode })),
         // groom 1.3's listen event, plus the bound `address` (the real port when 0 was asked).
         onListen: (addr) => {

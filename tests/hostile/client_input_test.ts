@@ -368,8 +368,6 @@ Deno.test("a slow upload that stalls past body_timeout is cut with 502; the back
 Deno.test({
   name:
     "slowloris: a request head sent one byte per second is cut after read_timeout (SRV-22, DIR-2)",
-  // defect: no request-head deadline on the listener (read_timeout unused): a head trickled byte by byte holds its connection forever, reported
-  ignore: true,
 }, async () => {
   await withRecordingStack(async (stack) => {
     const head = "GET /slowloris HTTP/1.1\r\nHost: localhost\r\nX-Padding: " + "p".repeat(20);
@@ -386,8 +384,6 @@ Deno.test({
 Deno.test({
   name:
     "connections that send nothing, or nothing more after a request, are closed after read_timeout / idle_timeout (SRV-22)",
-  // defect: the listener keeps idle TCP, TLS and keep-alive connections forever (read_timeout and idle_timeout are unused), so one address can hold every descriptor, reported
-  ignore: true,
 }, async () => {
   await withRecordingStack(async (stack) => {
     const started = performance.now();
