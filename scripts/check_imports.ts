@@ -10,12 +10,12 @@ import { dirname, join, relative, resolve } from "node:path";
 
 const ROOT = resolve(import.meta.dirname ?? ".", "..");
 /** Concerns that must not import any other concern. */
-const LEAVES = new Set(["protocol", "acl", "log"]);
+const LEAVES = new Set(["protocol", "acl", "log", "sys"]);
 /** Allowed concern → concern edges (the dependency direction of the architecture note). */
 const ALLOWED: Record<string, string[]> = {
-  cli: ["config", "log", "acl", "server", "agent", "domains", "tls"],
-  server: ["tunnel", "protocol", "domains", "acl", "tls", "config", "log"],
-  agent: ["tunnel", "protocol", "domains", "config", "log", "acl"],
+  cli: ["config", "log", "acl", "server", "agent", "domains", "tls", "sys"],
+  server: ["tunnel", "protocol", "domains", "acl", "tls", "config", "log", "sys"],
+  agent: ["tunnel", "protocol", "domains", "config", "log", "acl", "sys"],
   tunnel: ["protocol", "log"],
   domains: ["config", "log", "acl"],
   tls: ["log"],
@@ -23,6 +23,7 @@ const ALLOWED: Record<string, string[]> = {
   protocol: [],
   acl: [],
   log: [],
+  sys: [],
 };
 const IMPORT_REGEXP =
   /(?:import|export)\s[^"';]*?from\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)|import\s+["']([^"']+)["']/g;

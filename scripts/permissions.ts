@@ -7,7 +7,7 @@
  * @module
  */
 
-import { LIBC_PATHS } from "../src/server/mod.ts";
+import { LIBC_PATHS } from "../src/sys/mod.ts";
 
 /** One runtime flag and the reason groom needs it. */
 export interface RuntimeFlag {
@@ -53,10 +53,17 @@ export const GROOM_UNSTABLE: readonly RuntimeFlag[] = [
   },
 ];
 
+/** V8 options groom needs. */
+export const GROOM_V8: readonly RuntimeFlag[] = [
+  {
+    flag: "--v8-flags=--expose-gc",
+    why: "the memory reducer collects garbage once a load is over (src/sys/memory_reducer.ts)",
+  },
+];
+
 /** Every flag, permissions first: what `deno compile` and the bundle launcher both receive. */
-export const GROOM_FLAGS: readonly string[] = [...GROOM_PERMISSIONS, ...GROOM_UNSTABLE].map(
-  (entry) => entry.flag,
-);
+export const GROOM_FLAGS: readonly string[] = [...GROOM_PERMISSIONS, ...GROOM_UNSTABLE, ...GROOM_V8]
+  .map((entry) => entry.flag);
 
 /**
  * Extra `deno run` flags of the `--bundle` launcher, so it behaves as a compiled binary does:

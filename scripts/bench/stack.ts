@@ -9,6 +9,7 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { GROOM_FLAGS } from "../permissions.ts";
 import { Child } from "./procs.ts";
 
 /** The repository root. */
@@ -16,8 +17,8 @@ export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const TLS = join(ROOT, "tests", "testdata", "tls");
 /** The test CA, trusted by the agent and the clients. */
 export const CA_FILE = join(TLS, "ca.pem");
-/** Permissions groom's binaries are built with (as in `tests/_harness/groom_process.ts`). */
-const RUN_FLAGS = ["--allow-all", "--unstable-net", "--unstable-no-legacy-abort"];
+/** Exactly the flags groom's binaries are built with, so the bench measures what users run. */
+const RUN_FLAGS = GROOM_FLAGS;
 /** Every request of the bench fits: 1,000 slow requests at once (the directive's maximum). */
 const CONCURRENCY = 1000;
 /** Uploads of 100 MiB must pass `body_size`. */

@@ -19,7 +19,7 @@
  * @module
  */
 
-import { canonicalHostname, type SocketAddress, SocketCalls } from "./libc.ts";
+import { canonicalHostname, type SocketAddress, SocketCalls } from "../sys/mod.ts";
 
 /**
  * How often connections are checked; a deadline is enforced at most this much late. Half a second

@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { ConnectionWatchdog } from "./conn_watchdog.ts";
-import { canonicalHostname, PROBE_FLOOR, SocketCalls } from "./libc.ts";
+import { canonicalHostname, PROBE_FLOOR, SocketCalls } from "../sys/mod.ts";
 
 const LINUX = Deno.build.os === "linux";
 const READ_MS = 5_000;

@@ -23,6 +23,7 @@ import {
   type Logger,
   streamEvent,
 } from "../log/mod.ts";
+import { MemoryReducer } from "../sys/mod.ts";
 import { CertStore } from "../tls/mod.ts";
 import { Mux, type TunnelEvent, WebSocketTransport } from "../tunnel/mod.ts";
 import { createSessionSealer, FailureBudget, sessionKey } from "../acl/mod.ts";
@@ -41,7 +42,6 @@ import {
 import { relayWebSocket } from "./websocket_relay.ts";
 
 export { canonicalPath, splitHost } from "./handler.ts";
-export { LIBC_PATHS } from "./libc.ts";
 export {
   detectListenMechanism,
   type ListenerHandle,
@@ -347,7 +347,10 @@ export async function startServer(
     now,
   };
   let stopping = false;
+  // Gives the memory of a load back once the server falls quiet (issue 7); made once listening.
+  let reducer: MemoryReducer | undefined;
   const handler = (request: Request, info: { remoteAddr: Deno.NetAddr }): Promise<Response> => {
+    reducer?.touch();
     // While draining (ODD-33) no new work is taken; the client may retry another server.
     if (stopping) {
       return Promise.resolve(
@@ -388,6 +391,7 @@ export async function startServer(
     );
     listeners.push(listener);
   }
+  reducer = new MemoryReducer();
 
   const close = async (): Promise<void> => {
     // Drain first (ODD-33): closing the listeners would close the agent tunnels (Deno's shutdown
@@ -403,6 +407,7 @@ export async function startServer(
       domain.tunnel?.close(CLOSE_GOING_AWAY, "server stopping");
     }
     await watcher.close();
+    reducer?.[Symbol.dispose]();
   };
   return {
     listeners: listeners.map((listener) => listener.addr),

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { IPPROTO_TCP, SocketCalls, TCP_NODELAY } from "./libc.ts";
+import { IPPROTO_TCP, SocketCalls, TCP_NODELAY } from "../sys/mod.ts";
 
 /** What {@linkcode setListenerNoDelay} did. */
 export type NoDelayOutcome =

@@ -1,9 +1,10 @@
 /**
- * The few C library socket calls the HTTPS listener needs and Deno 2.9.6 does not offer, through
- * FFI (Linux only): finding this process's TCP sockets by probing descriptors, reading and setting
- * socket options, reading their addresses and shutting them down. Deno accepts the listener's
- * connections in Rust and gives JavaScript no descriptor, so `tcp_nodelay.ts` (Nagle off) and
- * `conn_watchdog.ts` (per-connection deadlines) find the sockets here. Descriptors are probed with
+ * The few C library calls groom needs and Deno 2.9.6 does not offer, through FFI (Linux only):
+ * finding this process's TCP sockets by probing descriptors, reading and setting socket options,
+ * reading their addresses and shutting them down, and `malloc_trim`. Deno accepts the HTTPS
+ * listener's connections in Rust and gives JavaScript no descriptor, so the server's
+ * `tcp_nodelay.ts` (Nagle off) and `conn_watchdog.ts` (per-connection deadlines) find the sockets
+ * here; the memory reducer trims the allocator. Descriptors are probed with
  * getsockopt (reading `/proc/self/fd` would need Deno's `--allow-all`); the C library is opened by
  * absolute path so the binaries are granted `--allow-ffi` for these files only
  * (scripts/permissions.ts). Without Linux, the `ffi` permission or a C library,
@@ -98,17 +99,42 @@ function granted(descriptor: Deno.PermissionDescriptor): boolean {
   }
 }
 
-function openLibc(): Libc | undefined {
+function openLibc<S extends Deno.ForeignLibraryInterface>(
+  symbols: S,
+): Deno.DynamicLibrary<S> | undefined {
   if (Deno.build.os !== "linux") return undefined;
   for (const path of LIBC_PATHS) {
     if (!granted({ name: "ffi", path })) continue;
     try {
-      return Deno.dlopen(path, LIBC_SYMBOLS);
+      return Deno.dlopen(path, symbols);
     } catch {
       // Not this layout: try the next path.
     }
   }
   return undefined;
+}
+
+/** glibc's `malloc_trim`; optional, so a C library without it (musl) still opens. */
+const TRIM_SYMBOLS = {
+  malloc_trim: { parameters: ["usize"], result: "i32", optional: true },
+} as const;
+
+/**
+ * Gives the C allocator's free memory back to the system (`malloc_trim(0)`, glibc). Opens and
+ * closes the library each time: it runs once per quiet period, and nothing stays open. False where
+ * it is not possible (not Linux, no `ffi` permission, no glibc).
+ */
+export function trimAllocator(): boolean {
+  const libc = openLibc(TRIM_SYMBOLS);
+  if (libc === undefined) return false;
+  try {
+    const trim = libc.symbols.malloc_trim;
+    if (trim === null) return false;
+    trim(0n);
+    return true;
+  } finally {
+    libc.close();
+  }
 }
 
 /**
@@ -132,7 +158,7 @@ export class SocketCalls implements Disposable {
    * permission for any of {@linkcode LIBC_PATHS}, none of them present). The caller closes it.
    */
   static open(): SocketCalls | undefined {
-    const libc = openLibc();
+    const libc = openLibc(LIBC_SYMBOLS);
     return libc === undefined ? undefined : new SocketCalls(libc);
   }
 
