@@ -368,19 +368,19 @@ export class Stream {
 }
 
 /**
- * The error a stream that ended as `end` rejects with. A normal finish gets no stack trace: it is
- * built for every request, its stack says nothing, and capturing it cost 2.6 % of the server's
- * busy CPU in the bench's profile (issue 7).
+ * The error a stream that ended as `end` rejects with. A normal finish is built for every request
+ * and its stack says nothing, so it skips Error's constructor (stack capture, ~3 % of the busy CPU
+ * of both server and agent in the bench's profiles, issue 7); it is still a StreamClosedError.
  */
 function closedError(id: number, end: StreamEnd, detail: string): StreamClosedError {
   if (end !== "finished") return new StreamClosedError(describeEnd(id, end, detail), id, end);
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return new StreamClosedError(describeEnd(id, end, detail), id, end);
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
+  const error = Object.create(StreamClosedError.prototype) as StreamClosedError;
+  return Object.assign(error, {
+    name: "StreamClosedError",
+    message: describeEnd(id, end, detail),
+    streamId: id,
+    end,
+  });
 }
 
 function describeEnd(id: number, end: StreamEnd, detail: string): string {
