@@ -9,6 +9,14 @@
  * with the head forwarded first (ODD-6). Failures become the synthetic statuses of PROTO-24.
  * Backend TLS is verified unless the target says `insecure` (ODD-11).
  *
+ * Keep-alive (issue 7, a deliberate change from AGT-9/AGT-14): given a `BackendPool`, an
+ * exchange takes an idle connection to the same dial key and gives it back only when both
+ * messages ended exactly where their framing said (request body fully written; response with
+ * Content-Length, a chunked end, or no body) on HTTP/1.1 without `Connection: close`; never
+ * after a `101`, an upgrade request, an EOF-delimited body, a truncation or an abort. A pooled
+ * connection that ends before its first response byte is retried once on a new connection when
+ * the request is idempotent and has no body; see `backend_pool.ts`.
+ *
  * Idle limits: `write_timeout` bounds only the wait for the response head. Once the head is
  * relayed, a streaming body (SSE, long poll) and a raw session (WebSocket) have no idle limit
  * (ODD-8): they end when the backend ends them, when the server sends ABRT (its client left),
@@ -38,9 +46,32 @@ import {
 } from "../protocol/mod.ts";
 import { hostHeader, rewriteRequest, type Target } from "./targets.ts";
 import { type ByteChannel, DenoChannel, NodeChannel, nodeEvent } from "./channel.ts";
+import { type BackendPool, dialKey } from "./backend_pool.ts";
 
-/** Backend reads become tunnel payloads as they are: fresh arrays of one payload at most. */
-const BACKEND_CHANNEL = { maxRead: MAX_READ_PAYLOAD, fresh: true } as const;
+/**
+ * First read buffer of a backend connection: holds a typical small response (head and body) in
+ * one read, while a connection waiting for a slow answer or idle in the pool costs only this
+ * much (a 64 KiB buffer per connection was most of the agent's memory per stream); a large body
+ * grows the buffer to a full payload after two full reads (channel.ts).
+ */
+const BACKEND_INITIAL_READ = 4 * 1024;
+
+/**
+ * Backend reads become tunnel payloads as they are: fresh arrays (never overwritten while the
+ * tunnel queues them) of one payload at most.
+ */
+const BACKEND_CHANNEL = {
+  maxRead: MAX_READ_PAYLOAD,
+  fresh: true,
+  initialRead: BACKEND_INITIAL_READ,
+} as const;
+
+/**
+ * Methods whose request may be sent again on a fresh connection when a reused one turns out
+ * stale with no response byte (RFC 9110 §9.2.2, RFC 9112 §9.3.1: a proxy never retries a
+ * non-idempotent request the backend may have received).
+ */
+const IDEMPOTENT_METHODS = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 
 /**
  * Largest backend response head accepted: the protocol's head bound (1 MiB, Go's default header
@@ -97,6 +128,12 @@ export interface ForwardOptions {
   readonly random?: () => number;
   /** Clock for the `Date` of synthetic statuses; default `() => new Date()`. */
   readonly now?: () => Date;
+  /**
+   * Keep-alive pool of backend connections: when given, a connection is taken from it when one
+   * is idle and given back after a response that leaves it reusable. Without it every request
+   * gets a new connection, closed afterwards (AGT-9, AGT-14 as groom 1.3 did).
+   */
+  readonly pool?: BackendPool;
 }
 
 /** How an exchange ended, for logs and tests. */
@@ -144,6 +181,8 @@ export interface BackendPlan {
 }
 
 const PERCENT_REGEXP = /%([0-9A-Fa-f]{2})|%/g;
+/** A percent escape or a non-ASCII byte (Latin-1 char of a UTF-8 sequence): decode the path. */
+const NEEDS_DECODING_REGEXP = /[%\u0080-\uffff]/;
 const AUTHORITY_PREFIX_REGEXP = /^[A-Za-z][A-Za-z0-9+.\-]*:\/\/[^/?#]*/;
 
 /**
@@ -164,6 +203,8 @@ export function requestPath(target: string): string | undefined {
   } else return "";
   const query = path.indexOf("?");
   if (query >= 0) path = path.slice(0, query);
+  // Usual case: nothing to decode (no escape, ASCII only), the path is its own decoding.
+  if (!NEEDS_DECODING_REGEXP.test(path)) return path;
   // The parser's strings hold one character per byte (Latin-1), so char codes are the bytes.
   const bytes: number[] = [];
   let bad = false;
@@ -251,12 +292,16 @@ export function isUpgradeRequest(headers: readonly HeaderField[]): boolean {
 export function planBackendRequest(
   head: RequestHead,
   target: Target,
-  options: { readonly random?: () => number } = {},
+  options: {
+    readonly random?: () => number;
+    /** `requestPath(head.target)` when the caller has it already (it chose the target by it). */
+    readonly path?: string;
+  } = {},
 ): BackendPlan {
   if (head.method === "CONNECT") {
     throw new BackendRequestError("Cannot forward a CONNECT request to a backend", 400);
   }
-  const path = requestPath(head.target);
+  const path = options.path ?? requestPath(head.target);
   if (path === undefined) {
     throw new BackendRequestError(`Cannot decode the request path of "${head.target}"`, 400);
   }
@@ -347,6 +392,9 @@ async function dialBackend(options: DialOptions): Promise<ByteChannel> {
       if (controller.signal.aborted) throw controller.signal.reason;
       throw new Error(`dial tcp ${where}: ${messageOf(error)}`, { cause: error });
     }
+    // Each relayed message is one write: Nagle's algorithm would only hold a request body's
+    // writes back until the backend's delayed ACK (40 ms on Linux) after the head.
+    (conn as Deno.TcpConn).setNoDelay(true);
     if (options.scheme === "http") return new DenoChannel(conn, BACKEND_CHANNEL);
     let current: Deno.Conn = conn;
     const closeOnAbort = (): void => {
@@ -387,6 +435,7 @@ async function dialInsecure(options: DialOptions, signal: AbortSignal): Promise<
     rejectUnauthorized: false,
     ...(nodeNet.isIP(options.host) === 0 ? { servername: options.host } : {}),
   });
+  socket.setNoDelay(true); // See dialBackend.
   try {
     await nodeEvent(socket, "secureConnect", signal, "connection closed during the TLS handshake");
   } catch (error) {
@@ -407,6 +456,8 @@ class BackendConnection {
   readonly #channel: ByteChannel;
   #closed = false;
   #readDeadlineHit = false;
+  /** A response byte arrived (a stale pooled connection ends before its first byte). */
+  received = false;
   #readTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(channel: ByteChannel) {
@@ -438,10 +489,13 @@ class BackendConnection {
     return this.#channel.read();
   }
 
-  /** Writes all of `bytes` within `timeoutMs`; past it, closes the connection and throws. */
+  /**
+   * Writes all of `bytes` within `timeoutMs`; past it, closes the connection and throws. Writing
+   * nothing always succeeds (a body-less upload never touches the connection).
+   */
   async write(bytes: Uint8Array, timeoutMs: number): Promise<void> {
-    if (this.#closed) throw new Error("connection closed");
     if (bytes.length === 0) return;
+    if (this.#closed) throw new Error("connection closed");
     let late = false;
     const timer = setTimeout(() => {
       late = true;
@@ -463,6 +517,17 @@ class BackendConnection {
     this.#closed = true;
     this.clearReadDeadline();
     this.#channel.close();
+  }
+
+  /**
+   * Gives up the channel without closing it (it goes back to the pool): this object then acts
+   * as closed. `undefined` when the connection was closed already.
+   */
+  detach(): ByteChannel | undefined {
+    if (this.#closed) return undefined;
+    this.#closed = true;
+    this.clearReadDeadline();
+    return this.#channel;
   }
 }
 
@@ -492,11 +557,13 @@ async function readHead(
     const end = findHeadEnd(buffered);
     if (end >= 0) {
       if (end > MAX_RESPONSE_HEAD_SIZE) return "too-large";
-      return { bytes: buffered.subarray(0, end), rest: buffered.slice(end) };
+      // A view, not a copy: reads are fresh arrays nobody writes again (channel.ts).
+      return { bytes: buffered.subarray(0, end), rest: buffered.subarray(end) };
     }
     if (buffered.length > MAX_RESPONSE_HEAD_SIZE) return "too-large";
     const chunk = await connection.read();
     if (chunk === null) return "eof";
+    connection.received = true;
     buffered = concat(buffered, chunk);
   }
 }
@@ -504,6 +571,13 @@ async function readHead(
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/**
+ * Reason of an exchange's internal stop signal: a string, because `abort()` without a reason
+ * builds a `DOMException` with a stack trace on every call (7 % of the agent's busy time for
+ * small requests); nobody reads this reason.
+ */
+const EXCHANGE_DONE = "exchange done";
 
 /** Sent when the stream is gone; the exchange stops without sending anything more. */
 class StreamGone extends Error {
@@ -526,6 +600,14 @@ class Exchange {
   #connection: BackendConnection | undefined;
   #headSent = false;
   #headReceived = false;
+  /** The upload loop has ended (the head deadline then runs, AGT-13). */
+  #uploadEnded = false;
+  /** Every request body byte was written to the backend. */
+  #uploadComplete = false;
+  /** The final response allows keep-alive: HTTP/1.1, no `Connection: close`, not EOF-delimited. */
+  #keepAlive = false;
+  /** The response body ended exactly where its framing said, with no byte beyond it. */
+  #cleanEnd = false;
 
   constructor(stream: ExchangeStream, options: ForwardOptions) {
     this.#stream = stream;
@@ -533,15 +615,15 @@ class Exchange {
     this.#timeouts = options.timeouts;
   }
 
-  async run(head: RequestHead, target: Target): Promise<ExchangeOutcome> {
+  async run(head: RequestHead, target: Target, path?: string): Promise<ExchangeOutcome> {
     const onGone = (): void => {
-      this.#stop.abort();
+      this.#stop.abort(EXCHANGE_DONE);
       this.#connection?.close();
     };
     this.#stream.signal.addEventListener("abort", onGone, { once: true });
     try {
       if (this.#stream.signal.aborted) return { kind: "aborted", reason: "stream closed" };
-      return await this.#run(head, target);
+      return await this.#run(head, target, path);
     } catch (error) {
       if (error instanceof StreamGone || this.#stream.signal.aborted) {
         return { kind: "aborted", reason: "stream closed" };
@@ -551,23 +633,103 @@ class Exchange {
       this.#stream.abort();
       return { kind: "aborted", reason: messageOf(error) };
     } finally {
-      this.#stop.abort();
+      this.#stop.abort(EXCHANGE_DONE);
       this.#connection?.close();
       this.#stream.signal.removeEventListener("abort", onGone);
     }
   }
 
-  async #run(head: RequestHead, target: Target): Promise<ExchangeOutcome> {
+  async #run(head: RequestHead, target: Target, path?: string): Promise<ExchangeOutcome> {
     let plan: BackendPlan;
     try {
-      plan = planBackendRequest(
-        head,
-        target,
-        this.#options.random === undefined ? {} : { random: this.#options.random },
-      );
+      plan = planBackendRequest(head, target, {
+        ...(this.#options.random === undefined ? {} : { random: this.#options.random }),
+        ...(path === undefined ? {} : { path }),
+      });
     } catch (error) {
       const status = error instanceof BackendRequestError ? error.status : 502;
       return await this.#synthetic(status, messageOf(error));
+    }
+    const pool = this.#options.pool;
+    const key = pool === undefined ? "" : dialKey({
+      scheme: plan.scheme,
+      host: plan.host,
+      port: plan.port,
+      insecure: plan.insecure,
+      serverName: plan.host,
+    });
+    const request = parseRequestFraming(head);
+    const bodiless = request.kind === "none" || (request.kind === "length" && request.length === 0);
+    this.#uploadComplete = bodiless;
+    // A stale pooled connection (closed by the backend while idle) is retried once on a new one
+    // when nothing can be lost or done twice: no response byte came, and the request is
+    // idempotent and has no body bytes (the upload of a body-less request never writes, so it
+    // survives the switch). A request whose head could not even be written is always retried:
+    // the backend cannot have seen it and no body byte was taken from the stream yet.
+    const replayable = bodiless && IDEMPOTENT_METHODS.has(plan.method);
+    let takeIdle = pool !== undefined;
+    let upload: Promise<void> | undefined;
+    try {
+      for (;;) {
+        const opened = await this.#open(plan, takeIdle ? key : undefined);
+        if (!("connection" in opened)) return opened;
+        const { connection, reused } = opened;
+        takeIdle = false;
+        this.#connection = connection;
+        if (this.#stream.signal.aborted) throw new StreamGone();
+        try {
+          await connection.write(plan.head, this.#timeouts.readTimeoutMs);
+        } catch (error) {
+          if (this.#stream.signal.aborted) throw new StreamGone();
+          if (reused && upload === undefined) {
+            connection.close();
+            continue;
+          }
+          return await this.#synthetic(502, `Cannot write to the backend: ${messageOf(error)}`);
+        }
+        if (upload === undefined) {
+          // The upload runs beside the response: a backend may answer before the body ends.
+          upload = this.#upload(connection, request);
+          // The head deadline (write_timeout) starts once the request is sent or abandoned.
+          upload.then(() => {
+            this.#uploadEnded = true;
+            if (!this.#headReceived) {
+              this.#connection?.armReadDeadline(this.#timeouts.writeTimeoutMs);
+            }
+          });
+        } else if (this.#uploadEnded) connection.armReadDeadline(this.#timeouts.writeTimeoutMs);
+        const outcome = await this.#relayResponse(connection, plan, upload, reused && replayable);
+        if (outcome !== "stale") return outcome;
+        connection.close();
+      }
+    } finally {
+      this.#stop.abort(EXCHANGE_DONE);
+      const connection = this.#connection;
+      const reusable = pool !== undefined && this.#keepAlive && this.#cleanEnd &&
+        this.#uploadComplete && !this.#stream.signal.aborted;
+      if (!reusable) connection?.close();
+      await upload;
+      if (reusable && connection !== undefined) {
+        this.#connection = undefined;
+        const channel = connection.detach();
+        if (channel !== undefined) pool.release(key, channel);
+      }
+    }
+  }
+
+  /**
+   * A connection for `plan`: an idle one from the pool when `key` is given and one is there,
+   * else a new one (AGT-9); a dial failure becomes the synthetic 502.
+   */
+  async #open(
+    plan: BackendPlan,
+    key: string | undefined,
+  ): Promise<{ connection: BackendConnection; reused: boolean } | ExchangeOutcome> {
+    if (key !== undefined) {
+      const pooled = this.#options.pool?.acquire(key);
+      if (pooled !== undefined) {
+        return { connection: new BackendConnection(pooled.channel), reused: true };
+      }
     }
     let channel: ByteChannel;
     try {
@@ -584,29 +746,7 @@ class Exchange {
       if (this.#stream.signal.aborted) throw new StreamGone();
       return await this.#synthetic(502, messageOf(error));
     }
-    const connection = new BackendConnection(channel);
-    this.#connection = connection;
-    if (this.#stream.signal.aborted) throw new StreamGone();
-    try {
-      await connection.write(plan.head, this.#timeouts.readTimeoutMs);
-    } catch (error) {
-      if (this.#stream.signal.aborted) throw new StreamGone();
-      return await this.#synthetic(502, `Cannot write to the backend: ${messageOf(error)}`);
-    }
-    const request = parseRequestFraming(head);
-    // The upload runs beside the response: a backend may answer before the body ends (e.g. 413).
-    const upload = this.#upload(connection, request);
-    // The head deadline (write_timeout) starts once the request is sent or abandoned (AGT-13).
-    upload.then(() => {
-      if (!this.#headReceived) connection.armReadDeadline(this.#timeouts.writeTimeoutMs);
-    });
-    try {
-      return await this.#relayResponse(connection, plan, upload);
-    } finally {
-      this.#stop.abort();
-      connection.close();
-      await upload;
-    }
+    return { connection: new BackendConnection(channel), reused: false };
   }
 
   /**
@@ -658,21 +798,33 @@ class Exchange {
       } catch {
         return; // The response side sees the closed or failed connection (502 if no head yet).
       }
+      if (done) this.#uploadComplete = true;
       if (message.end) return;
     }
   }
 
-  /** Reads the response head (skipping interim 1xx) and relays the response. */
+  /**
+   * Reads the response head (skipping interim 1xx) and relays the response. `"stale"`: the
+   * connection ended (EOF or error) before its first byte and `retryStale` allows another try.
+   */
   async #relayResponse(
     connection: BackendConnection,
     plan: BackendPlan,
     upload: Promise<void>,
-  ): Promise<ExchangeOutcome> {
+    retryStale: boolean,
+  ): Promise<ExchangeOutcome | "stale"> {
     let rest: Uint8Array = new Uint8Array(0);
     for (let interim = 0;; interim++) {
-      const read = await readHead(connection, rest);
+      let read: HeadRead | "eof" | "too-large";
+      try {
+        read = await readHead(connection, rest);
+      } catch (error) {
+        if (this.#isStale(connection, retryStale)) return "stale";
+        throw error;
+      }
       if (this.#stream.signal.aborted) throw new StreamGone();
       if (read === "eof") {
+        if (this.#isStale(connection, retryStale)) return "stale";
         if (connection.readDeadlineHit) {
           return await this.#synthetic(
             504,
@@ -712,6 +864,12 @@ class Exchange {
       } catch (error) {
         return await this.#synthetic(502, messageOf(error));
       }
+      // Keep-alive only on HTTP/1.1 (a 1.0 backend's keep-alive is not negotiated: it is
+      // treated as closing), without `Connection: close`, with a known body end, never a 101
+      // nor after an upgrade request the backend declined (some close after it).
+      this.#keepAlive = status !== 101 && !plan.upgrade && !parsed.mustClose &&
+        parsed.head.version === "HTTP/1.1" &&
+        !connectionTokens(parsed.head.headers).has("close");
       if (status === 101) {
         await this.#send(Flag.Head | Flag.Start | Flag.Upgrade, headBytes);
         await this.#send(Flag.Body | Flag.End, new Uint8Array(0));
@@ -723,6 +881,12 @@ class Exchange {
     }
   }
 
+  /** Whether a failed first head read is a stale pooled connection worth one more try. */
+  #isStale(connection: BackendConnection, retryStale: boolean): boolean {
+    return retryStale && !connection.received && !connection.readDeadlineHit &&
+      !this.#stream.signal.aborted;
+  }
+
   /** Relays the response body de-chunked (PROTO-23) in BODY messages ending with BODY|END. */
   async #relayBody(
     connection: BackendConnection,
@@ -730,16 +894,13 @@ class Exchange {
     initial: Uint8Array,
     status: number,
   ): Promise<ExchangeOutcome> {
-    if (framing.kind === "none") {
+    if (framing.kind === "none" || (framing.kind === "length" && framing.length === 0)) {
       await this.#send(Flag.Body | Flag.End, new Uint8Array(0));
+      this.#cleanEnd = initial.length === 0;
       return { kind: "relayed", status };
     }
     const decoder = framing.kind === "chunked" ? new ChunkedDecoder() : undefined;
     let remaining = framing.kind === "length" ? framing.length : Number.POSITIVE_INFINITY;
-    if (remaining === 0) {
-      await this.#send(Flag.Body | Flag.End, new Uint8Array(0));
-      return { kind: "relayed", status };
-    }
     let chunk: Uint8Array | null = initial.length > 0 ? initial : null;
     let first = initial.length > 0;
     for (;;) {
@@ -761,6 +922,7 @@ class Exchange {
       }
       let data: Uint8Array;
       let end = false;
+      let surplus: boolean;
       if (decoder !== undefined) {
         let result;
         try {
@@ -770,13 +932,17 @@ class Exchange {
         }
         data = joinViews(result.data);
         end = result.done;
+        surplus = result.consumed < chunk.length;
       } else {
         data = chunk.length > remaining ? chunk.subarray(0, remaining) : chunk;
         remaining -= data.length;
         end = remaining === 0;
+        surplus = data.length < chunk.length;
       }
       if (end) {
         await this.#send(Flag.Body | Flag.End, data);
+        // Bytes beyond the body (a pipelining backend, a wrong length) make it unusable.
+        this.#cleanEnd = framing.kind !== "close" && !surplus;
         return { kind: "relayed", status };
       }
       if (data.length > 0) await this.#send(Flag.Body, data);
@@ -819,7 +985,7 @@ class Exchange {
       this.#stream.abort();
       return { kind: "upgraded", reason: "backend closed" };
     } finally {
-      this.#stop.abort();
+      this.#stop.abort(EXCHANGE_DONE);
       connection.close();
       await toBackend;
     }
@@ -902,15 +1068,21 @@ function joinViews(views: readonly Uint8Array[]): Uint8Array {
  * (AGT-9…AGT-14). `head` is the request head as parsed from the server's HEAD message (its
  * framing fields validated by `parseRequestHead`). Never throws: failures before a response
  * head become synthetic statuses (PROTO-24: 400, 502, 504), later ones end the stream with
- * ABRT. The backend connection is closed when the exchange ends (AGT-14); an ABRT from the
- * server closes it at once.
+ * ABRT. The backend connection is closed when the exchange ends (AGT-14), or given back to
+ * `options.pool` when it may serve another request (issue 7); an ABRT from the server closes
+ * it at once.
  */
 export function forwardRequest(
   stream: ExchangeStream,
-  request: { readonly head: RequestHead; readonly target: Target },
+  request: {
+    readonly head: RequestHead;
+    readonly target: Target;
+    /** `requestPath(head.target)`, when the caller computed it to choose the target. */
+    readonly path?: string;
+  },
   options: ForwardOptions,
 ): Promise<ExchangeOutcome> {
-  return new Exchange(stream, options).run(request.head, request.target);
+  return new Exchange(stream, options).run(request.head, request.target, request.path);
 }
 
 /**

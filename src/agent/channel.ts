@@ -15,6 +15,11 @@ export interface ByteChannel {
   write(bytes: Uint8Array): Promise<void>;
   /** Closes at once; pending reads end and writes reject. Idempotent. */
   close(): void;
+  /**
+   * The connection goes idle (a backend pool keeps it): a read buffer grown for a large body
+   * is dropped, so an idle connection costs only the smallest buffer.
+   */
+  relax(): void;
 }
 
 /** How a channel hands out what it read. */
@@ -27,34 +32,61 @@ export interface ChannelOptions {
    * (the WebSocket decoder copies what it keeps), which saves a copy per read.
    */
   readonly fresh: boolean;
+  /**
+   * Fresh channels only: size of the first read buffer. A read that fills the buffer hands the
+   * buffer itself to the caller (no copy) and the next buffer is larger, up to `maxRead`, so a
+   * large body reaches full-size reads after two reads while a connection waiting for a small
+   * answer (or idle in a pool) holds only this much. Default `maxRead`.
+   */
+  readonly initialRead?: number;
 }
+
+/** Growth factor of a fresh channel's read buffer after a read that filled it. */
+const READ_GROWTH = 4;
 
 /** A channel over a `Deno.Conn` (TCP, or TLS with verification). */
 export class DenoChannel implements ByteChannel {
   readonly #conn: Deno.Conn;
-  readonly #buffer: Uint8Array;
   readonly #fresh: boolean;
+  readonly #maxRead: number;
+  readonly #initialRead: number;
+  /** Size of the next read buffer (fresh channels grow it after full reads). */
+  #readSize: number;
+  /** The read buffer; `undefined` once handed to a caller (fresh channels allocate anew). */
+  #buffer: Uint8Array | undefined;
   #closed = false;
 
   /** Wraps `conn`. */
   constructor(conn: Deno.Conn, options: ChannelOptions) {
     this.#conn = conn;
-    this.#buffer = new Uint8Array(options.maxRead);
     this.#fresh = options.fresh;
+    this.#maxRead = options.maxRead;
+    this.#initialRead = options.fresh
+      ? Math.min(options.initialRead ?? options.maxRead, options.maxRead)
+      : options.maxRead;
+    this.#readSize = this.#initialRead;
   }
 
   /** See {@linkcode ByteChannel.read}. */
   async read(): Promise<Uint8Array | null> {
     if (this.#closed) return null;
+    const buffer = this.#buffer ?? new Uint8Array(this.#readSize);
+    this.#buffer = buffer;
     let count: number | null;
     try {
-      count = await this.#conn.read(this.#buffer);
+      count = await this.#conn.read(buffer);
     } catch (error) {
       if (this.#closed) return null;
       throw error;
     }
     if (count === null) return null;
-    return this.#fresh ? this.#buffer.slice(0, count) : this.#buffer.subarray(0, count);
+    if (!this.#fresh) return buffer.subarray(0, count);
+    if (count < buffer.length) return buffer.slice(0, count);
+    // A full read: the buffer itself goes to the caller, never written again (it may sit in
+    // the tunnel's send queue); the next read gets a new, larger one.
+    this.#buffer = undefined;
+    this.#readSize = Math.min(this.#readSize * READ_GROWTH, this.#maxRead);
+    return buffer;
   }
 
   /** See {@linkcode ByteChannel.write}. */
@@ -63,10 +95,18 @@ export class DenoChannel implements ByteChannel {
     while (offset < bytes.length) offset += await this.#conn.write(bytes.subarray(offset));
   }
 
+  /** See {@linkcode ByteChannel.relax}. */
+  relax(): void {
+    if (!this.#fresh || this.#readSize === this.#initialRead) return;
+    this.#readSize = this.#initialRead;
+    this.#buffer = undefined;
+  }
+
   /** See {@linkcode ByteChannel.close}. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#buffer = undefined;
     try {
       this.#conn.close();
     } catch {
@@ -121,6 +161,9 @@ export class NodeChannel implements ByteChannel {
       this.#socket.write(bytes, (error) => (error ? reject(error) : resolve()));
     });
   }
+
+  /** See {@linkcode ByteChannel.relax}: Node allocates per chunk, nothing to drop. */
+  relax(): void {}
 
   /** See {@linkcode ByteChannel.close}. */
   close(): void {

@@ -19,6 +19,7 @@ import {
   requestPath,
   sendSyntheticStatus,
 } from "./backend.ts";
+import { BackendPool } from "./backend_pool.ts";
 import { selectTarget, type Target } from "./targets.ts";
 
 /** A tunnel stream as a session uses it. */
@@ -78,6 +79,8 @@ export interface SessionOptions {
   readonly random?: () => number;
   /** Clock of the synthetic statuses' `Date`. */
   readonly now?: () => Date;
+  /** Keep-alive pool of backend connections; none: a new connection per request (AGT-9). */
+  readonly pool?: BackendPool;
 }
 
 /** How a session ended. */
@@ -146,11 +149,12 @@ async function serve(
     await sendSyntheticStatus(stream, 502, now());
     return { kind: "synthetic", status: 502, reason: "No target matches the request" };
   }
-  return await forwardRequest(stream, { head, target }, {
+  return await forwardRequest(stream, { head, target, path }, {
     timeouts: options.timeouts,
     ...(options.caCerts === undefined ? {} : { caCerts: options.caCerts }),
     ...(options.random === undefined ? {} : { random: options.random }),
     now,
+    ...(options.pool === undefined ? {} : { pool: options.pool }),
   });
 }
 
@@ -160,6 +164,13 @@ export interface SessionGroupOptions {
   readonly sessionOptions: () => SessionOptions;
   /** Called with each session's outcome (tests, diagnostics); must not throw. */
   readonly onOutcome?: (stream: number, outcome: SessionOutcome) => void;
+  /**
+   * Keep-alive pool of backend connections for the sessions (issue 7): a pool owned by the
+   * caller (not closed by the group), `false` for a new connection per request as groom 1.3 did
+   * (AGT-9), or absent: the group keeps its own pool and closes it in {@linkcode
+   * SessionGroup.settled}. A `pool` in the session options wins over this one.
+   */
+  readonly pool?: BackendPool | false;
 }
 
 /**
@@ -170,10 +181,19 @@ export class SessionGroup {
   readonly #options: SessionGroupOptions;
   readonly #running = new Set<Promise<void>>();
   readonly #refusals = new Set<Promise<void>>();
+  readonly #pool: BackendPool | undefined;
+  /** Whether the group made `#pool` (and so closes it). */
+  readonly #ownsPool: boolean;
 
   /** Creates an empty group. */
   constructor(options: SessionGroupOptions) {
     this.#options = options;
+    this.#ownsPool = options.pool === undefined;
+    this.#pool = options.pool === undefined
+      ? new BackendPool()
+      : options.pool === false
+      ? undefined
+      : options.pool;
   }
 
   /** Number of sessions running. */
@@ -183,7 +203,10 @@ export class SessionGroup {
 
   /** Starts the session of a new stream with the routing in force now (DOM-10). */
   start(stream: SessionStream, routing: SessionRouting, first?: Frame): void {
-    const options = this.#options.sessionOptions();
+    const given = this.#options.sessionOptions();
+    const options = given.pool === undefined && this.#pool !== undefined
+      ? { ...given, pool: this.#pool }
+      : given;
     const logger = options.logger;
     if (this.#running.size >= routing.concurrency) {
       const refused = (async () => {
@@ -220,11 +243,16 @@ export class SessionGroup {
     this.#track(session, true);
   }
 
-  /** Resolves once every session started so far has ended. */
+  /**
+   * Resolves once every session started so far has ended; then the group's own pool is closed
+   * (its idle backend connections with it): the tunnel's owner waits here when the tunnel is
+   * gone or the agent stops, and a session started later gets a new connection per request.
+   */
   async settled(): Promise<void> {
     while (this.#running.size > 0 || this.#refusals.size > 0) {
       await Promise.all([...this.#running, ...this.#refusals]);
     }
+    if (this.#ownsPool) this.#pool?.close();
   }
 
   #track(task: Promise<void>, counted = false): void {

@@ -151,3 +151,59 @@ Deno.test("SessionGroup answers 502 beyond the domain's concurrency and logs str
     stream: 1,
   });
 });
+
+Deno.test("SessionGroup reuses backend connections across streams and closes them in settled() (issue 7, AGT-9 changed)", async () => {
+  // A keep-alive backend: answers every request on a connection, counts the connections and
+  // resolves `ended` when the agent closes one.
+  let connections = 0;
+  let requests = 0;
+  const ended = Promise.withResolvers<void>();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving: Promise<void>[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      connections++;
+      serving.push((async () => {
+        const buffer = new Uint8Array(4096);
+        let text = "";
+        for (;;) {
+          const count = await conn.read(buffer).catch(() => null);
+          if (count === null) break;
+          text += latin1(buffer.subarray(0, count));
+          while (text.includes("\r\n\r\n")) {
+            text = text.slice(text.indexOf("\r\n\r\n") + 4);
+            requests++;
+            await conn.write(encoder.encode("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+          }
+        }
+        conn.close();
+        ended.resolve();
+      })());
+    }
+  })().catch(() => {});
+  try {
+    let done = Promise.withResolvers<void>();
+    const group = new SessionGroup({
+      sessionOptions: () => ({ timeouts: TIMEOUTS, now: NOW }),
+      onOutcome: () => done.resolve(),
+    });
+    const route = routing([{ name: "t", target: `http://127.0.0.1:${listener.addr.port}` }]);
+    for (let id = 1; id <= 3; id++) {
+      const stream = new TestStream(id);
+      stream.push(Flag.Head | Flag.Start, "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+      stream.push(Flag.Body | Flag.End);
+      group.start(stream, route);
+      await done.promise;
+      done = Promise.withResolvers<void>();
+      assert.deepEqual(stream.describe(), ["HEAD|START len=38", "BODY|END len=2"]);
+    }
+    assert.equal(connections, 1, "one backend connection served the three streams");
+    await group.settled();
+    await ended.promise; // settled() closed the group's pool and its idle connection
+    assert.equal(requests, 3);
+  } finally {
+    listener.close();
+    await accepting;
+    await Promise.all(serving);
+  }
+});
