@@ -187,6 +187,8 @@ export interface ConnectorOptions {
   readonly onEvent?: (event: ConnectorEvent) => void;
   /** Sub-protocols offered, in order; default {@linkcode AGENT_PROTOCOLS}. */
   readonly protocols?: readonly string[];
+  /** Called for each new stream (the agent's memory reducer counts them); must be cheap. */
+  readonly onStream?: () => void;
 }
 
 /** Waits `ms` or until `signal` aborts. */
@@ -404,10 +406,11 @@ export class DomainConnector {
     // Built synchronously after the dial: the client delivers nothing before a handler is set.
     const mux = new Mux(connection, {
       role: "agent",
-      onStream: (stream: Stream) =>
-        this.#draining
-          ? stream.abort("agent stopping")
-          : group.start(adaptStream(stream), this.#routing),
+      onStream: (stream: Stream) => {
+        this.#options.onStream?.();
+        if (this.#draining) stream.abort("agent stopping");
+        else group.start(adaptStream(stream), this.#routing);
+      },
       onEvent: (event: TunnelEvent) => this.#tunnelEvent(domain, event),
     });
     this.#connection = connection;

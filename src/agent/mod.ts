@@ -24,6 +24,7 @@ import {
 } from "../config/mod.ts";
 import { type DomainEvent, DomainWatcher } from "../domains/mod.ts";
 import { domainEvent, errorEvent, errorText, type Logger } from "../log/mod.ts";
+import { MemoryReducer } from "../sys/mod.ts";
 import type { BackendTimeouts } from "./backend.ts";
 import {
   AGENT_PROTOCOLS_ENV,
@@ -174,6 +175,8 @@ class Agent implements AgentHandle {
   #waiters: Waiter[] = [];
   #closed = false;
   readonly #protocols: readonly string[] | undefined;
+  /** Gives the memory of a load back once the agent falls quiet (issue 7). */
+  readonly #reducer = new MemoryReducer();
 
   constructor(config: AgentConfig, deps: AgentDeps) {
     this.#config = config;
@@ -256,6 +259,7 @@ class Agent implements AgentHandle {
       return;
     }
     this.#closed = true;
+    this.#reducer[Symbol.dispose]();
     await this.#watcher.close();
     await Promise.all([...this.#starting]);
     for (const [name, connector] of this.#connectors) {
@@ -337,6 +341,7 @@ class Agent implements AgentHandle {
       timeouts: () => this.#timeouts(),
       logger: this.#deps.logger,
       onEvent: (event) => this.#connectorEvent(event),
+      onStream: () => this.#reducer.touch(),
       ...this.#optional(),
     });
     this.#connectors.set(name, created);
