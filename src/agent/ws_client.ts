@@ -19,6 +19,7 @@ import {
   MAX_CONTROL_PAYLOAD,
   Opcode,
 } from "../protocol/mod.ts";
+import { IPPROTO_TCP, SocketCalls, TCP_NOTSENT_LOWAT, UNSENT_LIMIT_BYTES } from "../sys/mod.ts";
 import type { CloseInfo, MessageTransport } from "../tunnel/mod.ts";
 import { type ByteChannel, DenoChannel, NodeChannel, nodeEvent } from "./channel.ts";
 
@@ -408,6 +409,25 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * Bounds the unsent data of this process's socket of local port `port` to `UNSENT_LIMIT_BYTES`
+ * (Linux, best effort): the tunnel's scheduler, not the kernel's send buffer, then decides which
+ * stream's message goes next (issue 6).
+ */
+function limitUnsent(port: number): void {
+  const calls = SocketCalls.open();
+  if (calls === undefined) return;
+  try {
+    for (const socket of calls.probe(port).sockets) {
+      if (!socket.listening) {
+        calls.setIntOption(socket.fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, UNSENT_LIMIT_BYTES);
+      }
+    }
+  } finally {
+    calls.close();
+  }
+}
+
 /** Verified TLS or plain TCP through Deno's own sockets. */
 async function dialDeno(plan: DialPlan, signal: AbortSignal): Promise<ByteChannel> {
   const first = plan.proxy ?? plan;
@@ -418,6 +438,7 @@ async function dialDeno(plan: DialPlan, signal: AbortSignal): Promise<ByteChanne
     // then waits for the server's delayed ACK, ~40 ms (measured, issue 6). Tunnel messages are
     // often small (heads, short bodies), so Nagle is off.
     tcp.setNoDelay(true);
+    limitUnsent((tcp.localAddr as Deno.NetAddr).port);
     conn = tcp;
   } catch (error) {
     if (signal.aborted) throw signal.reason;
@@ -518,6 +539,7 @@ async function dialNode(plan: DialPlan, signal: AbortSignal): Promise<ByteChanne
     };
     socket = nodeTls.connect(options);
     await nodeEvent(socket, "secureConnect", signal);
+    if (socket.localPort !== undefined) limitUnsent(socket.localPort);
     return new NodeChannel(socket, TUNNEL_CHANNEL);
   } catch (error) {
     socket?.destroy();

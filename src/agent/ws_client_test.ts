@@ -1,4 +1,11 @@
 import assert from "node:assert/strict";
+import {
+  IPPROTO_TCP,
+  SocketCalls,
+  TCP_NODELAY,
+  TCP_NOTSENT_LOWAT,
+  UNSENT_LIMIT_BYTES,
+} from "../sys/mod.ts";
 import type { CloseInfo } from "../tunnel/mod.ts";
 import {
   acceptKey,
@@ -42,6 +49,11 @@ class RawPeer {
 
   constructor(conn: Deno.Conn) {
     this.#conn = conn;
+  }
+
+  /** The client's port: the local port of the agent's socket. */
+  get clientPort(): number {
+    return (this.#conn.remoteAddr as Deno.NetAddr).port;
   }
 
   async #fill(): Promise<boolean> {
@@ -607,6 +619,21 @@ Deno.test("connectWebSocket() works through an HTTP CONNECT proxy (PROTO-4)", as
 
 // ---- framing at byte level ---------------------------------------------------------------
 
+Deno.test({
+  name:
+    "the tunnel socket holds at most UNSENT_LIMIT_BYTES unsent, so the scheduler orders the streams (issue 6)",
+  ignore: Deno.build.os !== "linux",
+}, async () => {
+  await using session = await rawSession();
+  using calls = SocketCalls.open();
+  assert.ok(calls !== undefined, "the C library opens with --allow-ffi on Linux");
+  const sockets = calls.probe(session.peer.clientPort).sockets.filter((s) => !s.listening);
+  assert.equal(sockets.length, 1, "the agent's socket is found by its local port");
+  const fd = sockets[0]?.fd ?? -1;
+  assert.equal(calls.intOption(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT), UNSENT_LIMIT_BYTES);
+  assert.equal(calls.intOption(fd, IPPROTO_TCP, TCP_NODELAY), 1);
+});
+
 Deno.test("send() masks each frame and fragments at 65 536 bytes (PROTO-11)", async () => {
   await using session = await rawSession();
   const { ws, peer } = session;
@@ -786,8 +813,8 @@ Deno.test("bufferedAmount and drained() follow the socket writes (back-pressure)
   assert.equal(ws.bufferedAmount, total);
   let drained = false;
   const allWritten = ws.drained(0).then(() => (drained = true));
-  await ws.drained(total - 1); // the first write went out
-  // The peer reads nothing: after a while most of it is still queued.
+  // The peer reads nothing: after a while most of it is still queued (with the socket's unsent
+  // bound, UNSENT_LIMIT_BYTES, even the first 256 KiB write waits for the peer to read).
   await new Promise((resolve) => setTimeout(resolve, 150));
   assert.ok(ws.bufferedAmount > total / 2, `buffered ${ws.bufferedAmount}`);
   assert.equal(drained, false);

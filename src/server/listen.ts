@@ -35,7 +35,7 @@ import { createSecureContext, type SecureContext, type TLSSocket } from "node:tl
 import { durationValue, SERVER_SETTINGS } from "../config/mod.ts";
 import { CERT_CHECK_INTERVAL_MS, type CertPair, type CertStore } from "../tls/mod.ts";
 import { ConnectionWatchdog, WATCHDOG_INTERVAL_MS } from "./conn_watchdog.ts";
-import { setListenerNoDelay } from "./tcp_nodelay.ts";
+import { tuneListener } from "./socket_tuning.ts";
 
 /** Wait between two bind attempts (TLS-3: the original retries every second, forever). */
 export const BIND_RETRY_MS = 1_000;
@@ -459,8 +459,8 @@ class DenoListener extends BaseListener {
       alpnProtocols: [...(this.options.http2 === false ? ALPN_HTTP1 : ALPN_HTTP2)],
       resolver,
     });
-    // Nagle off for every accepted connection (tcp_nodelay.ts: ~40 ms stalls otherwise).
-    setListenerNoDelay((listener.addr as Deno.NetAddr).port);
+    // Nagle off (~40 ms stalls otherwise) and unsent data bounded for every accepted connection.
+    tuneListener((listener.addr as Deno.NetAddr).port);
     const handler = this.handler;
     const server = this.#serve(
       listener,

@@ -17,5 +17,7 @@ export {
   type SocketAddress,
   SocketCalls,
   TCP_NODELAY,
+  TCP_NOTSENT_LOWAT,
   trimAllocator,
+  UNSENT_LIMIT_BYTES,
 } from "./libc.ts";

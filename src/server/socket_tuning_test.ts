@@ -1,9 +1,14 @@
-/** Tests of tcp_nodelay.ts: Nagle's algorithm off on every accepted connection (issue 7). @module */
+/**
+ * Tests of socket_tuning.ts: Nagle's algorithm off and unsent data bounded on every accepted
+ * connection (issues 6 and 7).
+ * @module
+ */
 
 import assert from "node:assert/strict";
 import { CertStore } from "../tls/mod.ts";
 import { startListener } from "./listen.ts";
-import { descriptorNoDelay, listenerNoDelay, setListenerNoDelay } from "./tcp_nodelay.ts";
+import { UNSENT_LIMIT_BYTES } from "../sys/mod.ts";
+import { descriptorTuning, listenerTuning, tuneListener } from "./socket_tuning.ts";
 
 const TLS = new URL("../../tests/testdata/tls/", import.meta.url);
 const LINUX = Deno.build.os === "linux";
@@ -19,46 +24,48 @@ function fdOf(conn: Deno.Conn): number | undefined {
 
 Deno.test({
   name:
-    "setListenerNoDelay() sets TCP_NODELAY on the listening socket; accepted connections inherit it (issue 7)",
+    "tuneListener() sets TCP_NODELAY and TCP_NOTSENT_LOWAT on the listening socket; accepted connections inherit both (issues 6, 7)",
   ignore: !LINUX,
   async fn() {
     using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = listener.addr.port;
-    assert.deepEqual(listenerNoDelay(port), [false]);
-    assert.deepEqual(setListenerNoDelay(port), { applied: 1 });
-    assert.deepEqual(listenerNoDelay(port), [true]);
+    assert.deepEqual(listenerTuning(port), [{ noDelay: false, unsentLimit: 0 }]);
+    assert.deepEqual(tuneListener(port), { applied: 1 });
+    const tuned = { noDelay: true, unsentLimit: UNSENT_LIMIT_BYTES };
+    assert.deepEqual(listenerTuning(port), [tuned]);
 
     using _client = await Deno.connect({ hostname: "127.0.0.1", port });
     using accepted = await listener.accept();
     const fd = fdOf(accepted);
     assert.ok(fd !== undefined, "Deno exposes the accepted connection's descriptor");
-    assert.equal(descriptorNoDelay(fd), true);
+    assert.deepEqual(descriptorTuning(fd), tuned);
   },
 });
 
 Deno.test({
-  name: "setListenerNoDelay() applies to nothing for a port nobody in this process listens on",
+  name: "tuneListener() applies to nothing for a port nobody in this process listens on",
   ignore: !LINUX,
   fn() {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = listener.addr.port;
     listener.close();
-    assert.deepEqual(setListenerNoDelay(port), { applied: 0 });
-    assert.deepEqual(listenerNoDelay(port), []);
+    assert.deepEqual(tuneListener(port), { applied: 0 });
+    assert.deepEqual(listenerTuning(port), []);
   },
 });
 
 Deno.test({
-  name: "setListenerNoDelay() skips without complaint where it cannot work",
+  name: "tuneListener() skips without complaint where it cannot work",
   ignore: LINUX,
   fn() {
-    assert.ok("skipped" in setListenerNoDelay(1));
-    assert.equal(listenerNoDelay(1), undefined);
+    assert.ok("skipped" in tuneListener(1));
+    assert.equal(listenerTuning(1), undefined);
   },
 });
 
 Deno.test({
-  name: "startListener() serves with Nagle off: its listening socket has TCP_NODELAY (issue 7)",
+  name:
+    "startListener() serves with Nagle off and unsent data bounded: its listening socket is tuned (issues 6, 7)",
   ignore: !LINUX,
   async fn() {
     const store = new CertStore([{
@@ -71,6 +78,8 @@ Deno.test({
       () => new Response("ok"),
       { certCheckIntervalMs: 3_600_000 },
     );
-    assert.deepEqual(listenerNoDelay(listener.addr.port), [true]);
+    assert.deepEqual(listenerTuning(listener.addr.port), [
+      { noDelay: true, unsentLimit: UNSENT_LIMIT_BYTES },
+    ]);
   },
 });
