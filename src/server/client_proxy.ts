@@ -1,8 +1,10 @@
 /**
  * One client request through an agent tunnel (SRV-3…SRV-23, PROTO-20…PROTO-29): the request head
  * is re-serialised with groom's forwarding headers and sent as HEAD|START, the body streams behind
- * it as BODY messages (re-chunked when the client sent no length), and the agent's answer comes
- * back as a streamed `Response`. Every failure yields a real status (ODD-1: never an empty 200),
+ * it as BODY messages of up to 64 KiB (client reads batched, re-chunked when the client sent no
+ * length), and the agent's answer comes back as a `Response`: whole bytes when a small
+ * Content-Length body is complete in the turn its head arrived (Deno's fast path, issue 7),
+ * else streamed. Every failure yields a real status (ODD-1: never an empty 200),
  * `body_size` is enforced while streaming (ODD-2), a vanished uploader aborts the stream instead
  * of completing a truncated body (ODD-35), and streamed responses have no idle limit once their
  * head arrived (ODD-8): SSE and long polls live as long as both ends want.
@@ -21,6 +23,7 @@ import {
   type ResponseHead,
   serializeRequestHead,
 } from "../protocol/mod.ts";
+import { clearImmediate, setImmediate } from "node:timers";
 import { SESSION_COOKIE, withoutCookie } from "../acl/mod.ts";
 import type { ClientAuth } from "./client_auth.ts";
 import type { ServerDomain } from "./registry.ts";
@@ -51,6 +54,11 @@ export interface ClientInfo {
   readonly start: number;
   /** Arrival, `performance.now()` ms, for durations. */
   readonly startMark: number;
+  /**
+   * The request target (path and query) when the router already parsed the URL, so the proxy
+   * does not parse it again (issue 7: a URL parse is a measurable share of a small request).
+   */
+  readonly target?: string;
 }
 
 /** A finished request, for the access log (SRV-20). */
@@ -95,6 +103,26 @@ const OUT_BASE = 52;
  */
 export const TRUNCATION_CHECK_MS = 5;
 
+/**
+ * Largest Content-Length body the server collects before answering, to hand Deno the whole body
+ * as bytes instead of a `ReadableStream` (issue 7: a streamed body costs about a third of the
+ * server's CPU for a small answer). 64 KiB is one largest agent message (PROTO-23), so most such
+ * answers arrive in a single BODY|END; larger ones stream, where that cost is small beside the
+ * transfer itself. The body is only awaited until the end of the event-loop turn that delivered
+ * the head: the agent sends a small body right behind its head, and Deno hands over every
+ * tunnel message already received in one turn (measured: 98 % of the bench's small answers), so
+ * the head of a slower body is never held back.
+ */
+export const FULL_BODY_MAX_BYTES = 65_536;
+
+/**
+ * Largest request body payload per BODY message (PROTO-21): several client reads (TLS gives
+ * 16 KiB each) are batched up to this, so an upload takes a quarter of the messages, sends and
+ * backend writes. 65 524 data bytes keep a re-chunked message within 65 536 bytes, as groom 1.3
+ * peers expect.
+ */
+export const UPLOAD_BATCH_BYTES = MAX_BODY_PAYLOAD;
+
 /** Response headers never copied to the client: hop-by-hop (RFC 9110 §7.6.1) and framing. */
 const DROPPED_RESPONSE_HEADERS = new Set([
   "connection",
@@ -136,11 +164,17 @@ function nullBodyStatus(status: number): boolean {
 
 /** Whether the request asks for a WebSocket (the only upgrade groom can relay, see ODD-17). */
 export function isWebSocketUpgrade(headers: Headers): boolean {
-  const connection = (headers.get("connection") ?? "").toLowerCase().split(",").map((t) =>
-    t.trim()
+  return websocketUpgrade(
+    headers.get("connection") ?? undefined,
+    headers.get("upgrade") ?? undefined,
   );
-  return connection.includes("upgrade") &&
-    (headers.get("upgrade") ?? "").trim().toLowerCase() === "websocket";
+}
+
+/** {@linkcode isWebSocketUpgrade} from the two header values. */
+function websocketUpgrade(connection: string | undefined, upgrade: string | undefined): boolean {
+  if (connection === undefined || upgrade === undefined) return false;
+  return upgrade.trim().toLowerCase() === "websocket" &&
+    connection.toLowerCase().split(",").some((token) => token.trim() === "upgrade");
 }
 
 /** The request head forwarded to the agent (PROTO-20 with SRV-9's changes). */
@@ -150,33 +184,66 @@ export function forwardedRequestHead(
   domain: ServerDomain,
   id: string,
   auth: ClientAuth = { stripAuthorization: false },
-): { head: Uint8Array; chunked: boolean } {
-  const url = new URL(request.url);
-  // HTTP/2 requests carry the authority in the URL, not in a Host header.
-  const headers: HeaderField[] = [["Host", request.headers.get("host") ?? url.host]];
-  const upgrade = isWebSocketUpgrade(request.headers);
-  const length = request.headers.get("content-length");
-  const chunked = request.body !== null && length === null;
-  if (chunked) headers.push(["Transfer-Encoding", "chunked"]);
-  else if (length !== null) headers.push(["Content-Length", length]);
+): { head: Uint8Array; chunked: boolean; received: number } {
+  // One pass over the headers (each `Headers.get()` is another scan): what the forwarding
+  // decisions need is noted on the way, Connection/Upgrade kept aside until we know whether the
+  // request is an upgrade.
+  let url: URL | undefined;
+  const target = client.target ?? targetOf(url ??= new URL(request.url));
+  const fields: HeaderField[] = [];
+  let host: string | undefined;
+  let length: string | undefined;
+  let offered: string | undefined;
+  let connection: string | undefined;
+  let upgradeValue: string | undefined;
+  let received = request.method.length + target.length + 13;
   for (const [name, value] of request.headers) {
-    if (DROPPED_REQUEST_HEADERS.has(name)) continue;
-    if (!upgrade && (name === "connection" || name === "upgrade")) continue;
-    if (name === "authorization" && auth.stripAuthorization) continue; // groom's own Basic login
-    if (name === "cookie") {
-      // groom's session cookie stays here; a header left empty is dropped (ODD-18).
-      const rest = withoutCookie(value, SESSION_COOKIE);
-      if (rest !== undefined) headers.push([name, rest]);
-      continue;
+    received += name.length + value.length + 4;
+    switch (name) {
+      case "host":
+        host = value;
+        continue;
+      case "content-length":
+        length = value;
+        continue;
+      case "x-forwarded-for":
+        offered = value;
+        continue;
+      case "connection":
+        connection = value;
+        continue;
+      case "upgrade":
+        upgradeValue = value;
+        continue;
+      case "authorization":
+        if (auth.stripAuthorization) continue; // groom's own Basic login
+        break;
+      case "cookie": {
+        // groom's session cookie stays here; a header left empty is dropped (ODD-18).
+        const rest = withoutCookie(value, SESSION_COOKIE);
+        if (rest !== undefined) fields.push([name, rest]);
+        continue;
+      }
     }
-    headers.push([name, value]);
+    if (DROPPED_REQUEST_HEADERS.has(name)) continue;
+    fields.push([name, value]);
+  }
+  // HTTP/2 requests carry the authority in the URL, not in a Host header.
+  const headers: HeaderField[] = [["Host", host ?? (url ??= new URL(request.url)).host]];
+  const chunked = request.body !== null && length === undefined;
+  if (chunked) headers.push(["Transfer-Encoding", "chunked"]);
+  else if (length !== undefined) headers.push(["Content-Length", length]);
+  for (const field of fields) headers.push(field);
+  if (websocketUpgrade(connection, upgradeValue)) {
+    if (connection !== undefined) headers.push(["connection", connection]);
+    if (upgradeValue !== undefined) headers.push(["upgrade", upgradeValue]);
   }
   const peer = client.remoteAddr.hostname;
-  const offered = request.headers.get("x-forwarded-for")?.trim() ?? "";
+  const chain = offered?.trim() ?? "";
   // SRV-9 with ODD-24 fixed: a trusted forwarder's chain is kept and the peer appended.
-  const forwardedFor = offered !== "" && !domain.forwarders.isEmpty &&
+  const forwardedFor = chain !== "" && !domain.forwarders.isEmpty &&
       domain.forwarders.matches(peer)
-    ? `${offered}, ${peer}`
+    ? `${chain}, ${peer}`
     : peer;
   headers.push(
     ["X-Forwarded-For", forwardedFor],
@@ -187,66 +254,168 @@ export function forwardedRequestHead(
   );
   const head = serializeRequestHead({
     method: request.method,
-    target: url.pathname + url.search,
+    target,
     version: "HTTP/1.1",
     headers,
   });
-  return { head, chunked };
+  return { head, chunked, received: received + 2 };
+}
+
+/** The origin-form request target of `url`: path and query. */
+function targetOf(url: URL): string {
+  return url.pathname + url.search;
 }
 
 /** Length of the request head as the client sent it, for `in` (SRV-20). */
-function receivedHeadLength(request: Request): number {
-  const url = new URL(request.url);
-  let length = request.method.length + url.pathname.length + url.search.length + 13;
+function receivedHeadLength(request: Request, client: ClientInfo): number {
+  const target = client.target ?? targetOf(new URL(request.url));
+  let length = request.method.length + target.length + 13;
   for (const [name, value] of request.headers) length += name.length + value.length + 4;
   return length + 2;
 }
 
-/** Streams the request body to the agent; resolves with the outcome. */
+/** Outcome of an upload. */
+type UploadOutcome = "done" | "too-large" | "client-gone" | "tunnel-gone";
+
+/**
+ * Streams the request body to the agent; resolves with the outcome. Reads are batched into BODY
+ * messages of up to {@linkcode UPLOAD_BATCH_BYTES}: data that is already there (the next read
+ * completes within the same turn of the event loop: 97 % of 16 KiB TLS reads of a fast upload,
+ * measured) joins the batch, so a fast upload travels in full messages while a trickle is still
+ * forwarded as soon as it pauses (PROTO-21: each BODY stays HTTP/1.1 wire form, one chunk per
+ * message when re-chunked). One message may be in flight while the next batch is read, so
+ * reading goes on while flow control waits for credit.
+ */
 async function pumpBody(
-  request: Request,
+  source: ReadableStream<Uint8Array>,
   stream: ProxyStream,
   chunked: boolean,
   limits: { bodySize: number; idleMs: number },
   counters: { in: number },
-): Promise<"done" | "too-large" | "client-gone" | "tunnel-gone"> {
-  if (request.body === null) {
-    await stream.send(Flag.Body | Flag.End, new Uint8Array(0));
-    return "done";
-  }
-  const reader = request.body.getReader();
+): Promise<UploadOutcome> {
+  const reader = source.getReader();
+  const idle = new IdleWatch(limits.idleMs);
   let total = 0;
+  let batch: Uint8Array | undefined;
+  let filled = 0;
+  let inFlight: Promise<void> | undefined;
+  /** Sends `payload`, after the previous message was handed over (one in flight at a time). */
+  const send = async (flags: number, payload: Uint8Array): Promise<void> => {
+    if (inFlight !== undefined) await inFlight;
+    inFlight = stream.send(flags, payload);
+    // Awaited by the next send or at the end; a rejection left behind (the stream was aborted
+    // for another reason) must not surface as unhandled.
+    inFlight.catch(() => {});
+  };
+  const flush = async (): Promise<void> => {
+    if (batch === undefined || filled === 0) return;
+    const data = batch.subarray(0, filled);
+    batch = undefined; // handed over: the next batch gets a fresh buffer
+    filled = 0;
+    await send(Flag.Body, chunked ? encodeChunk(data) : data);
+  };
   try {
     while (true) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const idle = new Promise<"idle">((resolve) => {
-        timer = setTimeout(() => resolve("idle"), limits.idleMs);
-      });
-      let next: ReadableStreamReadResult<Uint8Array> | "idle";
+      const reading = reader.read();
+      let next: ReadableStreamReadResult<Uint8Array> | "idle" | "pause";
       try {
-        next = await Promise.race([reader.read(), idle]);
+        // A partial batch goes out when no more data is there right now.
+        next = await idle.race(reading, filled > 0);
       } catch {
         return "client-gone";
-      } finally {
-        clearTimeout(timer);
       }
-      if (next === "idle") return "client-gone";
+      if (next === "pause") {
+        await flush();
+        try {
+          next = await idle.race(reading, false);
+        } catch {
+          return "client-gone";
+        }
+      }
+      if (next === "idle" || next === "pause") return "client-gone";
       if (next.done) break;
       const data = next.value;
       total += data.length;
       counters.in += data.length;
       if (total > limits.bodySize) return "too-large";
-      for (let offset = 0; offset < data.length; offset += MAX_BODY_PAYLOAD) {
-        const piece = data.subarray(offset, offset + MAX_BODY_PAYLOAD);
-        await stream.send(Flag.Body, chunked ? encodeChunk(piece) : piece);
+      let offset = 0;
+      while (offset < data.length) {
+        if (filled === 0 && data.length - offset >= UPLOAD_BATCH_BYTES) {
+          // A whole message's worth: sent as it is, no copy.
+          const piece = data.subarray(offset, offset + UPLOAD_BATCH_BYTES);
+          offset += piece.length;
+          await send(Flag.Body, chunked ? encodeChunk(piece) : piece);
+          continue;
+        }
+        batch ??= new Uint8Array(UPLOAD_BATCH_BYTES);
+        const take = Math.min(UPLOAD_BATCH_BYTES - filled, data.length - offset);
+        batch.set(data.subarray(offset, offset + take), filled);
+        filled += take;
+        offset += take;
+        if (filled === UPLOAD_BATCH_BYTES) await flush();
       }
     }
-    await stream.send(Flag.Body | Flag.End, chunked ? encodeLastChunk() : new Uint8Array(0));
+    await flush();
+    await send(Flag.Body | Flag.End, chunked ? encodeLastChunk() : new Uint8Array(0));
+    await inFlight;
     return "done";
   } catch {
     return "tunnel-gone";
   } finally {
+    idle.stop();
     reader.cancel().catch(() => {});
+  }
+}
+
+/**
+ * The upload's idle limit (ODD-21: a pause, not the whole body) with one timer for the whole
+ * upload instead of one per read: the timer is re-armed for the rest of the limit when it fires
+ * after progress.
+ */
+class IdleWatch {
+  readonly #limitMs: number;
+  #last = performance.now();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #wake: ((value: "idle") => void) | undefined;
+
+  constructor(limitMs: number) {
+    this.#limitMs = limitMs;
+  }
+
+  /**
+   * The read's result, or `"idle"` when the limit passes first; with `pause`, `"pause"` when the
+   * read is not done within this turn of the event loop (more data is not there yet).
+   */
+  race<T>(reading: Promise<T>, pause: boolean): Promise<T | "idle" | "pause"> {
+    this.#last = performance.now(); // the pause is counted from here, not from a tunnel wait
+    this.#arm();
+    const { promise, resolve, reject } = Promise.withResolvers<T | "idle" | "pause">();
+    const turn = pause ? setImmediate(() => resolve("pause")) : undefined;
+    this.#wake = resolve;
+    reading.then((value) => {
+      if (turn !== undefined) clearImmediate(turn);
+      resolve(value);
+    }, (error) => {
+      if (turn !== undefined) clearImmediate(turn);
+      reject(error);
+    });
+    return promise;
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#wake = undefined;
+  }
+
+  #arm(): void {
+    if (this.#timer !== undefined) return;
+    const due = this.#last + this.#limitMs - performance.now();
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (performance.now() - this.#last >= this.#limitMs) this.#wake?.("idle");
+      else this.#arm();
+    }, Math.max(0, due));
   }
 }
 
@@ -262,7 +431,8 @@ export async function proxyRequest(
 ): Promise<Response> {
   const id = crypto.randomUUID();
   const transaction: HeadersInit = domain.config.transaction ? { "x-transaction-id": id } : {};
-  const counters = { in: receivedHeadLength(request), out: OUT_BASE };
+  // `in` starts with the head's length, which the forwarding pass below measures (SRV-20).
+  const counters = { in: 0, out: OUT_BASE };
   const fail = (status: number, reason: string): Response => {
     deps.access(request, client, { id, status, in: counters.in, out: counters.out, reason });
     return new Response(null, { status, headers: transaction });
@@ -270,14 +440,17 @@ export async function proxyRequest(
 
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > domain.config.bodySize) {
+    counters.in = receivedHeadLength(request, client);
     return fail(413, "request body larger than body_size");
   }
-  let forwarded: { head: Uint8Array; chunked: boolean };
+  let forwarded: ReturnType<typeof forwardedRequestHead>;
   try {
     forwarded = forwardedRequestHead(request, client, domain, id, deps.auth);
   } catch (error) {
+    counters.in = receivedHeadLength(request, client);
     return fail(400, `cannot forward request head: ${(error as Error).message}`);
   }
+  counters.in = forwarded.received;
   if (forwarded.head.length > deps.headersSize) return fail(431, "request head too large");
 
   const stream = deps.open(domain);
@@ -294,14 +467,23 @@ export async function proxyRequest(
 
   // The upload runs beside the wait for the answer; a failed upload aborts the stream, which
   // ends the wait below, and its outcome decides the status.
-  let uploadOutcome: Awaited<ReturnType<typeof pumpBody>> | undefined;
-  pumpBody(request, stream, forwarded.chunked, {
-    bodySize: domain.config.bodySize,
-    idleMs: deps.bodyIdleTimeoutMs,
-  }, counters).then((outcome) => {
+  let uploadOutcome: UploadOutcome | undefined;
+  const uploaded = (outcome: UploadOutcome): void => {
     uploadOutcome = outcome;
     if (outcome !== "done") stream.abort(outcome); // ODD-35: never a truncated body as complete
-  });
+  };
+  if (request.body === null) {
+    // A bodiless request's whole body is one empty BODY|END (PROTO-21).
+    stream.send(Flag.Body | Flag.End, new Uint8Array(0)).then(
+      () => uploaded("done"),
+      () => uploaded("tunnel-gone"),
+    );
+  } else {
+    pumpBody(request.body, stream, forwarded.chunked, {
+      bodySize: domain.config.bodySize,
+      idleMs: deps.bodyIdleTimeoutMs,
+    }, counters).then(uploaded);
+  }
   const uploadFailure = (): Response | undefined => {
     if (uploadOutcome === undefined || uploadOutcome === "done") return undefined;
     if (uploadOutcome === "too-large") return fail(413, "request body larger than body_size");
@@ -352,15 +534,17 @@ export async function proxyRequest(
     );
   }
 
-  const headers = new Headers(transaction);
+  // A list, not a `Headers`: the `Response` builds its own header list from it, and filling a
+  // `Headers` first would validate and copy every field twice (issue 7).
+  const headers: [string, string][] = domain.config.transaction ? [["x-transaction-id", id]] : [];
   for (const [name, value] of head.headers) {
     const lower = name.toLowerCase();
     if (DROPPED_RESPONSE_HEADERS.has(lower)) continue;
     // A backend may not set groom's session cookie (ODD-18: the real name, not "groom").
     if (lower === "set-cookie" && value.trimStart().startsWith(`${SESSION_COOKIE}=`)) continue;
-    headers.append(name, value); // every value kept (ODD-16)
+    headers.push([name, value]); // every value kept (ODD-16)
   }
-  if (deps.auth?.setCookie) headers.append("set-cookie", deps.auth.setCookie);
+  if (deps.auth?.setCookie) headers.push(["set-cookie", deps.auth.setCookie]);
   const status = head.status;
   let logged = false;
   // One access record per request: the client may go away (cancel) while a read is pending.
@@ -384,20 +568,83 @@ export async function proxyRequest(
 
   const length = parsed.framing.kind === "length" ? parsed.framing.length : undefined;
   const bodyStart = counters.out;
+  // Issue 7: a small Content-Length body is collected before answering, so Deno gets the whole
+  // answer as bytes (its fast path) instead of a stream. Whatever is not a complete, exact body
+  // (a pause, an ABRT, a short or long END, a closed tunnel) hands over to the streamed answer
+  // below, which then behaves exactly as if it had read those messages itself.
+  const prefix: Uint8Array[] = [];
+  let carried: Outcome<Frame | null> | { readonly pending: Promise<Frame | null> } | undefined;
+  if (length !== undefined && length <= FULL_BODY_MAX_BYTES) {
+    let collected = 0;
+    while (true) {
+      const reading = stream.read();
+      const got = await withinTurn(reading);
+      if (got === undefined) {
+        carried = { pending: reading }; // not there yet: the streamed answer reads it
+        break;
+      }
+      if ("error" in got) {
+        carried = got;
+        break;
+      }
+      const next = got.value;
+      if (next === null || next.kind !== "body" || collected + next.payload.length > length) {
+        carried = got;
+        break;
+      }
+      if (next.end && collected + next.payload.length < length) {
+        carried = got; // short of its Content-Length: truncated, below
+        break;
+      }
+      if (next.payload.length > 0) {
+        collected += next.payload.length;
+        counters.out += next.payload.length;
+        prefix.push(next.payload);
+      }
+      if (collected === length) {
+        // Complete by its length; an END still to come is read behind the answer, as for a
+        // bodiless one (the body's bytes are the client's whatever happens to the stream now).
+        if (next.end) {
+          stream.finish();
+          finished({ status });
+        } else {
+          drainToEnd(stream, deps.writeTimeoutMs).then((reason) =>
+            finished(reason === undefined ? { status } : { status, reason })
+          );
+        }
+        return new Response(concat(prefix, length), { status, statusText: head.reason, headers });
+      }
+    }
+  }
+
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
+      if (prefix.length > 0) {
+        for (const chunk of prefix.splice(0)) controller.enqueue(chunk);
+        return;
+      }
       let next: Frame | null;
       try {
         // No timeout once the head is here (ODD-8): a stream lives while both ends want it;
         // the tunnel's keep-alive and the client's disconnect (cancel() below) end it. Not
         // request.signal: Deno aborts it once the handler has returned its response.
-        next = await stream.read();
+        if (carried === undefined) next = await stream.read();
+        else if ("pending" in carried) next = await carried.pending;
+        else if ("error" in carried) {
+          // The stream failed while the body was being collected. SRV-18: the head arrived, so
+          // the client gets it and then a cut body, as when it streams; Deno writes the head
+          // only if the body fails after a turn of the event loop (measured with HTTP/2).
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          throw carried.error;
+        } else next = carried.value;
       } catch (error) {
+        carried = undefined;
         stream.abort("client gone");
         finished({ status, reason: describe(error) });
         controller.error(error);
         return;
       }
+      carried = undefined;
       if (next === null || next.kind !== "body") {
         stream.abort("stream ended early");
         finished({
@@ -440,6 +687,39 @@ export async function proxyRequest(
     },
   }, { highWaterMark: 0 });
   return new Response(body, { status, statusText: head.reason, headers });
+}
+
+/** How a promise settled. */
+type Outcome<T> = { readonly value: T } | { readonly error: unknown };
+
+/**
+ * How `promise` settles if it does within this turn of the event loop (before `setImmediate`
+ * callbacks run), else `undefined`; `promise` goes on either way.
+ */
+function withinTurn<T>(promise: Promise<T>): Promise<Outcome<T> | undefined> {
+  return new Promise((resolve) => {
+    const turn = setImmediate(() => resolve(undefined));
+    promise.then((value) => {
+      clearImmediate(turn);
+      resolve({ value });
+    }, (error) => {
+      clearImmediate(turn);
+      resolve({ error });
+    });
+  });
+}
+
+/** The `length` bytes of `chunks` as one array (the only chunk itself when there is one). */
+function concat(chunks: readonly Uint8Array[], length: number): Uint8Array<ArrayBuffer> {
+  // Tunnel payloads are views of received messages, always backed by an ArrayBuffer.
+  if (chunks.length === 1) return chunks[0] as Uint8Array<ArrayBuffer>;
+  const whole = new Uint8Array(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    whole.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return whole;
 }
 
 /**

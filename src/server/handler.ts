@@ -92,7 +92,14 @@ export async function route(
   }
   const { name, port } = splitHost(request.headers.get("host") ?? url.host);
   const now = Date.now();
-  const client: ClientInfo = { remoteAddr, name, port, start: now, startMark: performance.now() };
+  const client: ClientInfo = {
+    remoteAddr,
+    name,
+    port,
+    start: now,
+    startMark: performance.now(),
+    target: url.pathname + url.search, // parsed once per request (issue 7)
+  };
   if (url.pathname === context.service()) return context.agent(request, client);
 
   const unavailable = () => new Response(null, { status: context.unavailable() });
