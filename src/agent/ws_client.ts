@@ -664,6 +664,8 @@ class ClientConnection implements WebSocketConnection {
   #queueHead = 0;
   #queueOffset = 0;
   #control: Uint8Array[] = [];
+  /** A local close's frame, written after the data queued before it (RFC 6455 §5.5.1). */
+  #closeAfterData: Uint8Array | undefined;
   #buffered = 0;
   #drainWaiters: { threshold: number; resolve: () => void }[] = [];
   #pumping = false;
@@ -731,10 +733,12 @@ class ClientConnection implements WebSocketConnection {
   }
 
   close(code?: number, reason = ""): void {
+    // A local close delivers what was sent before it (a stopping agent's last BODY|END, ODD-33),
+    // within the flush bound; only failures drop unsent data.
     if (code === undefined || !isValidCloseCode(code)) {
-      this.#terminate({ reason }, EMPTY);
+      this.#terminate({ reason }, EMPTY, true);
     } else {
-      this.#terminate({ code, reason }, closePayload(code, reason));
+      this.#terminate({ code, reason }, closePayload(code, reason), true);
     }
   }
 
@@ -963,6 +967,10 @@ class ClientConnection implements WebSocketConnection {
 
   /** Control frames first, then data frames up to about WRITE_BATCH_BYTES, in one buffer. */
   #nextBatch(): { bytes: Uint8Array; dataBytes: number } | undefined {
+    if (this.#closeAfterData !== undefined && this.#queueHead >= this.#queue.length) {
+      this.#control.push(this.#closeAfterData); // the data queued before the close went out
+      this.#closeAfterData = undefined;
+    }
     const control = this.#control;
     if (control.length === 0 && this.#queueHead >= this.#queue.length) return undefined;
     let size = 0;
@@ -1079,22 +1087,29 @@ class ClientConnection implements WebSocketConnection {
   }
 
   /**
-   * Starts closing once: drops unsent data, releases waiters, writes `closeFrame` when given
-   * (bounded by CLOSE_FLUSH_TIMEOUT_MS), closes the socket, then reports `info`.
+   * Starts closing once: drops unsent data (unless `keepData`: then it goes out before the close
+   * frame), releases waiters, writes `closeFrame` when given (bounded by CLOSE_FLUSH_TIMEOUT_MS),
+   * closes the socket, then reports `info`.
    */
-  #terminate(info: CloseInfo, closeFrame?: Uint8Array): void {
+  #terminate(info: CloseInfo, closeFrame?: Uint8Array, keepData = false): void {
     if (this.#state !== "open") return;
     this.#state = "closing";
     clearTimeout(this.#keepAliveTimer);
     this.#signal?.removeEventListener("abort", this.#onAbort);
-    this.#queue = [];
-    this.#queueHead = 0;
-    this.#queueOffset = 0;
+    if (!keepData) {
+      this.#queue = [];
+      this.#queueHead = 0;
+      this.#queueOffset = 0;
+    }
     this.#buffered = 0;
     this.#fragments = [];
     for (const waiter of this.#drainWaiters) waiter.resolve();
     this.#drainWaiters = [];
-    if (closeFrame !== undefined) this.#control.push(this.#encodeControl(Opcode.Close, closeFrame));
+    if (closeFrame !== undefined) {
+      const frame = this.#encodeControl(Opcode.Close, closeFrame);
+      if (keepData) this.#closeAfterData = frame;
+      else this.#control.push(frame);
+    }
     void this.#finish(info, closeFrame !== undefined);
   }
 

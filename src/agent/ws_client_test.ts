@@ -740,11 +740,22 @@ Deno.test("close frames: echo of the code, none without code, local close (PROTO
   }
   {
     const { ws, peer } = await rawSession();
-    ws.send(encoder.encode("dropped or sent"));
+    // Data sent before a local close goes out before the close frame (ODD-33: a stopping agent's
+    // last BODY|END must reach the server).
+    ws.send(encoder.encode("sent before the close"));
+    ws.send(new Uint8Array(300_000).fill(7));
     ws.close();
     ws.send(encoder.encode("ignored after close"));
+    const first = await peer.readFrame();
+    assert.equal(first?.opcode, 0x2);
+    assert.equal(new TextDecoder().decode(first?.payload), "sent before the close");
+    let size = 0;
     let frame = await peer.readFrame();
-    if (frame?.opcode === 0x2) frame = await peer.readFrame();
+    while (frame !== null && frame.opcode !== 0x8) {
+      size += frame.payload.length;
+      frame = await peer.readFrame();
+    }
+    assert.equal(size, 300_000, "the second message, every fragment, before the close frame");
     assert.equal(frame?.opcode, 0x8);
     assert.equal(frame?.payload.length, 0, "deliberate close: no status code");
     assert.equal(await peer.readFrame(), null, "TCP closed at once");

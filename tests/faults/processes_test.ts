@@ -440,7 +440,13 @@ Deno.test({
   await within(5_000, "stream", agent.waitFor(isEvent("stream", { action: "activate" })));
   agent.kill("SIGTERM");
   const result = await within(8_000, "the request in flight", inFlight);
-  assert.equal(result.status, 200, JSON.stringify(result));
+  // The whole answer, not only its head: a stop must not cut the body off (found by issue 7 work).
+  const answer = "slow answer\n";
+  assert.deepEqual(result, {
+    status: 200,
+    bytes: answer.length,
+    digest: createHash("sha256").update(answer).digest("hex"),
+  });
   assert.equal((await within(12_000, "the agent exits", agent.status())).code, 0);
   assert.ok(agent.lines().some(isEvent("stop", { signal: "SIGTERM" })), agent.output());
 });
