@@ -403,14 +403,19 @@ Deno.test({
     server.waitFor(() => count(server, isEvent("stream", { action: "activate" })) >= 2),
   );
   server.kill("SIGTERM");
+  const whole = {
+    status: 200,
+    bytes: "slow answer\n".length,
+    digest: createHash("sha256").update("slow answer\n").digest("hex"),
+  };
   const first = await within(5_000, "the short request", short);
-  assert.equal(first.status, 200, JSON.stringify(first));
+  assert.deepEqual(first, whole, "the whole answer, not only its head");
   // The long one is still in flight, so the process is alive; yet it takes no new request: the
   // listener stays open while draining (closing it would end the agent tunnels), answering 503.
   const refused = await download(world, VICTIM, "/hello");
   assert.equal(refused.status, 503, JSON.stringify(refused));
   const second = await within(5_000, "the long request", long);
-  assert.equal(second.status, 200, JSON.stringify(second));
+  assert.deepEqual(second, whole);
   const status = await within(12_000, "the server exits", server.status());
   assert.equal(status.code, 0);
   assert.ok(server.lines().some(isEvent("stop", { signal: "SIGTERM" })), server.output());
