@@ -191,7 +191,7 @@ Deno.test("compile and the bundle launcher get one permission list, none blanket
     "--allow-ffi=/lib/x86_64-linux-gnu/libc.so.6,/lib/aarch64-linux-gnu/libc.so.6,/lib64/libc.so.6,/usr/lib/libc.so.6",
     "--unstable-net",
     "--unstable-no-legacy-abort",
-    "--v8-flags=--expose-gc",
+    "--v8-flags=--expose-gc,--max-semi-space-size=4",
   ]);
   for (const target of TARGETS) {
     const args = compileArgs(target, `/out/${target.binary}`);
