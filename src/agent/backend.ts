@@ -29,6 +29,7 @@ import * as nodeNet from "node:net";
 import * as nodeTls from "node:tls";
 import {
   ChunkedDecoder,
+  concatBytes,
   connectionTokens,
   findHeadEnd,
   Flag,
@@ -539,14 +540,6 @@ interface HeadRead {
   readonly rest: Uint8Array;
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length === 0) return b;
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
 /** Reads one response head (bounded), starting with the bytes already `initial`ly read. */
 async function readHead(
   connection: BackendConnection,
@@ -564,7 +557,7 @@ async function readHead(
     const chunk = await connection.read();
     if (chunk === null) return "eof";
     connection.received = true;
-    buffered = concat(buffered, chunk);
+    buffered = concatBytes([buffered, chunk]);
   }
 }
 
@@ -930,7 +923,7 @@ class Exchange {
         } catch (error) {
           return await this.#truncate(status, messageOf(error));
         }
-        data = joinViews(result.data);
+        data = concatBytes(result.data);
         end = result.done;
         surplus = result.consumed < chunk.length;
       } else {
@@ -1048,19 +1041,6 @@ function parseRequestFraming(head: RequestHead): RequestFraming {
   const length = getHeader(head.headers, "content-length");
   if (length !== undefined) return { kind: "length", length: Number(length) };
   return { kind: "none" };
-}
-
-/** One array from the decoder's views (usually one view, returned as is). */
-function joinViews(views: readonly Uint8Array[]): Uint8Array {
-  if (views.length === 1) return views[0] as Uint8Array;
-  const size = views.reduce((sum, view) => sum + view.length, 0);
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const view of views) {
-    out.set(view, at);
-    at += view.length;
-  }
-  return out;
 }
 
 /**

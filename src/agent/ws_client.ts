@@ -15,6 +15,7 @@ import * as nodeTls from "node:tls";
 import {
   applyMask,
   closePayload,
+  concatBytes,
   isValidCloseCode,
   MAX_CONTROL_PAYLOAD,
   Opcode,
@@ -336,13 +337,6 @@ function checkUpgrade(head: ResponseHead, key: string, protocols: readonly strin
   return selected;
 }
 
-function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
 function headEnd(bytes: Uint8Array, from: number): number {
   for (let i = Math.max(from, 3); i < bytes.length; i++) {
     if (bytes[i] === 10 && bytes[i - 1] === 13 && bytes[i - 2] === 10 && bytes[i - 3] === 13) {
@@ -361,7 +355,7 @@ async function readHead(
     const chunk = await read();
     if (chunk === null) throw new WebSocketDialError("websocket: unexpected EOF");
     const scanFrom = buffered.length;
-    buffered = concatBytes(buffered, chunk);
+    buffered = concatBytes([buffered, chunk]);
     const end = headEnd(buffered, scanFrom - 3);
     if (end < 0 && buffered.length <= MAX_RESPONSE_HEAD_BYTES) continue;
     if (end < 0 || end > MAX_RESPONSE_HEAD_BYTES) {

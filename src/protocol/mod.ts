@@ -80,6 +80,7 @@ export {
   MAX_CHUNK_SIZE,
   MAX_TRAILER_SIZE,
 } from "./chunked.ts";
+export { concatBytes } from "./bytes.ts";
 export {
   applyMask,
   CLOSE_INVALID_DATA,

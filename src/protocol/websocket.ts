@@ -6,6 +6,8 @@
  * @module
  */
 
+import { concatBytes } from "./bytes.ts";
+
 /** Frame opcodes (RFC 6455 §5.2). */
 export const Opcode = {
   Continuation: 0x0,
@@ -260,9 +262,7 @@ export class WebSocketDecoder {
     }
     this.#fragments.push(payload);
     if (!fin) return undefined;
-    const data = this.#fragments.length === 1
-      ? this.#fragments[0] ?? new Uint8Array(0)
-      : concatAll(this.#fragments, this.#fragmentsSize);
+    const data = concatBytes(this.#fragments, this.#fragmentsSize);
     const type = this.#fragmentOpcode;
     this.#fragments = [];
     this.#fragmentsSize = 0;
@@ -338,14 +338,4 @@ class ByteQueue {
     if (remove) this.#size -= n;
     return out;
   }
-}
-
-function concatAll(parts: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }

@@ -12,6 +12,7 @@
  */
 
 import {
+  concatBytes,
   encodeChunk,
   encodeLastChunk,
   Flag,
@@ -612,7 +613,11 @@ export async function proxyRequest(
             finished(reason === undefined ? { status } : { status, reason })
           );
         }
-        return new Response(concat(prefix, length), { status, statusText: head.reason, headers });
+        return new Response(concatBytes(prefix, length) as Uint8Array<ArrayBuffer>, {
+          status,
+          statusText: head.reason,
+          headers,
+        });
       }
     }
   }
@@ -707,19 +712,6 @@ function withinTurn<T>(promise: Promise<T>): Promise<Outcome<T> | undefined> {
       resolve({ error });
     });
   });
-}
-
-/** The `length` bytes of `chunks` as one array (the only chunk itself when there is one). */
-function concat(chunks: readonly Uint8Array[], length: number): Uint8Array<ArrayBuffer> {
-  // Tunnel payloads are views of received messages, always backed by an ArrayBuffer.
-  if (chunks.length === 1) return chunks[0] as Uint8Array<ArrayBuffer>;
-  const whole = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    whole.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return whole;
 }
 
 /**
