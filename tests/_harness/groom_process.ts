@@ -7,12 +7,16 @@
  */
 
 import { fileURLToPath } from "node:url";
+import { GROOM_FLAGS } from "../../scripts/permissions.ts";
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
-/** Permissions the compiled binaries are built with (kept in step with scripts/build.ts). */
-export const RUN_FLAGS = ["--allow-all", "--unstable-net", "--unstable-no-legacy-abort"];
+/**
+ * Exactly the flags the compiled binaries are built with (scripts/permissions.ts), so every
+ * process test also checks that groom needs no permission beyond them.
+ */
+export const RUN_FLAGS: readonly string[] = GROOM_FLAGS;
 
 /** The command line that starts groom with `args`. */
 export function groomCommand(args: readonly string[]): { cmd: string; args: string[] } {
