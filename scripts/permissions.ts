@@ -37,7 +37,7 @@ export const GROOM_PERMISSIONS: readonly RuntimeFlag[] = [
   {
     flag: `--allow-ffi=${LIBC_PATHS.join(",")}`,
     why:
-      "TCP_NODELAY and the read_timeout/idle_timeout connection watchdog on the HTTPS listener (Linux), only these C library files",
+      "TCP_NODELAY/TCP_NOTSENT_LOWAT on the listener and the agent's tunnel, the read_timeout/idle_timeout connection watchdog, malloc_trim (Linux), only these C library files",
   },
 ];
 
