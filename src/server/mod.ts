@@ -347,10 +347,10 @@ export async function startServer(
     now,
   };
   let stopping = false;
-  // Gives the memory of a load back once the server falls quiet (issue 7); made once listening.
-  let reducer: MemoryReducer | undefined;
+  // Gives the memory of a load back once the server falls quiet (issue 7).
+  const reducer = new MemoryReducer();
   const handler = (request: Request, info: { remoteAddr: Deno.NetAddr }): Promise<Response> => {
-    reducer?.touch();
+    reducer.touch();
     // While draining (ODD-33) no new work is taken; the client may retry another server.
     if (stopping) {
       return Promise.resolve(
@@ -360,38 +360,43 @@ export async function startServer(
     return route(request, info.remoteAddr, routerContext);
   };
 
-  await watcher.start();
   const listeners: ListenerHandle[] = [];
-  for (const entry of config.listen) {
-    const store = new CertStore(entry.certificates, {
-      compile: (pattern) => compilePattern(pattern),
-      onEvent: (event) =>
-        event.type === "certificate-failed"
-          ? logger.warn({ ...event, event: "certificate", mode })
-          : logger.info({ ...event, event: "certificate", mode }),
-    });
-    const listener = await startListener(
-      { hostname: entry.hostname, port: entry.port, store },
-      handler,
-      {
-        // `when: "start"` settings (CLI-10): a reload does not change them.
-        readTimeoutMs: config.readTimeoutMs,
-        idleTimeoutMs: config.idleTimeoutMs,
-        onError: (error) => logger.emit(listenFailedEvent({ listen: entry.address, error, mode })),
-        // groom 1.3's listen event, plus the bound `address` (the real port when 0 was asked).
-        onListen: (addr) => {
-          const event = listenEvent({
-            listen: entry.address,
-            certificates: entry.certificatesText,
-            mode,
-          });
-          logger.info({ ...event.record, address: addressText(addr) });
+  try {
+    await watcher.start();
+    for (const entry of config.listen) {
+      const store = new CertStore(entry.certificates, {
+        compile: (pattern) => compilePattern(pattern),
+        onEvent: (event) =>
+          event.type === "certificate-failed"
+            ? logger.warn({ ...event, event: "certificate", mode })
+            : logger.info({ ...event, event: "certificate", mode }),
+      });
+      const listener = await startListener(
+        { hostname: entry.hostname, port: entry.port, store },
+        handler,
+        {
+          // `when: "start"` settings (CLI-10): a reload does not change them.
+          readTimeoutMs: config.readTimeoutMs,
+          idleTimeoutMs: config.idleTimeoutMs,
+          onError: (error) =>
+            logger.emit(listenFailedEvent({ listen: entry.address, error, mode })),
+          // groom 1.3's listen event, plus the bound `address` (the real port when 0 was asked).
+          onListen: (addr) => {
+            const event = listenEvent({
+              listen: entry.address,
+              certificates: entry.certificatesText,
+              mode,
+            });
+            logger.info({ ...event.record, address: addressText(addr) });
+          },
         },
-      },
-    );
-    listeners.push(listener);
+      );
+      listeners.push(listener);
+    }
+  } catch (error) {
+    reducer[Symbol.dispose](); // startup aborted: nothing else will
+    throw error;
   }
-  reducer = new MemoryReducer();
 
   const close = async (): Promise<void> => {
     // Drain first (ODD-33): closing the listeners would close the agent tunnels (Deno's shutdown
@@ -407,7 +412,7 @@ export async function startServer(
       domain.tunnel?.close(CLOSE_GOING_AWAY, "server stopping");
     }
     await watcher.close();
-    reducer?.[Symbol.dispose]();
+    reducer[Symbol.dispose]();
   };
   return {
     listeners: listeners.map((listener) => listener.addr),

@@ -19,7 +19,7 @@ import { MemoryTransport, Mux, type Stream } from "../tunnel/mod.ts";
 import { relayWebSocket } from "./websocket_relay.ts";
 
 /** A server on loopback whose upgrades are relayed over a memory tunnel; the agent side's stream. */
-async function relayServer() {
+function relayServer() {
   const [serverSide, agentSide] = MemoryTransport.pair();
   const { promise: accepted, resolve: accept } = Promise.withResolvers<Stream>();
   const server = new Mux(serverSide, { role: "server" });
@@ -67,7 +67,7 @@ async function readMessages(
 }
 
 Deno.test("relayWebSocket() batches a burst of client messages into few RAW messages, in order (issue 7, PROTO-25)", async () => {
-  const relay = await relayServer();
+  const relay = relayServer();
   const socket = new WebSocket(`ws://127.0.0.1:${relay.port}/`);
   try {
     await new Promise((resolve, reject) => {
@@ -105,7 +105,7 @@ Deno.test("relayWebSocket() batches a burst of client messages into few RAW mess
 });
 
 Deno.test("relayWebSocket() sends a lone client message at once, whatever its size (issue 7, PROTO-25)", async () => {
-  const relay = await relayServer();
+  const relay = relayServer();
   const socket = new WebSocket(`ws://127.0.0.1:${relay.port}/`);
   socket.binaryType = "arraybuffer";
   try {
