@@ -109,6 +109,18 @@ export function maxDataPayload(initialWindow: number): number {
 export const MAX_WINDOW = 8 * 1024 * 1024;
 
 /**
+ * Protocol v2: a receive window grows only when the sender was waiting for credit: the first
+ * message after a grant came at least this long after it (about one round trip when the sender
+ * had run dry). A window is only worth its bytes on a long round trip; on a short one a bigger
+ * window just parks more bulk data in socket buffers ahead of other streams' messages. Measured
+ * on loopback (the bench's probe: one small request at a time during 100 MiB downloads): with
+ * windows growing whenever the reader kept up, the probe's median went from 0.5 to 8.5 ms, the
+ * windows at 8 MiB though a fixed 256 KiB window carried the same MB/s (docs/protocol.md). 2 ms is
+ * the round trip at which the initial 256 KiB window still carries 1 Gbit/s.
+ */
+export const GROWTH_STALL_MS = 2;
+
+/**
  * Protocol v2: the most the receive windows of one tunnel may grow beyond their initial size, in
  * total: four streams at {@linkcode MAX_WINDOW}, so a handful of stalled readers cannot hold
  * more than 32 MiB (plus 256 KiB per open stream); further streams keep smaller windows until
@@ -143,6 +155,11 @@ export interface TunnelLimits {
   readonly maxWindow: number;
   /** v2: most growth of all receive windows of the tunnel ({@linkcode MAX_TUNNEL_WINDOW}). */
   readonly maxTunnelWindow: number;
+  /**
+   * v2: a window grows only after a message came this long after a grant
+   * ({@linkcode GROWTH_STALL_MS}); 0 grows whenever the reader keeps up.
+   */
+  readonly growthStallMs: number;
 }
 
 /** The production limits. */
@@ -154,6 +171,7 @@ export const DEFAULT_TUNNEL_LIMITS: TunnelLimits = {
   initialWindow: INITIAL_WINDOW,
   maxWindow: MAX_WINDOW,
   maxTunnelWindow: MAX_TUNNEL_WINDOW,
+  growthStallMs: GROWTH_STALL_MS,
 };
 
 /**
@@ -172,6 +190,11 @@ export function checkTunnelLimits(limits: TunnelLimits): void {
   if (!(maxStreamQueueBytes > 0 && maxTunnelQueueBytes > 0)) {
     throw new RangeError(
       `Cannot create tunnel: queue bounds ${maxStreamQueueBytes} (stream) and ${maxTunnelQueueBytes} (tunnel) must be positive`,
+    );
+  }
+  if (!(limits.growthStallMs >= 0 && Number.isFinite(limits.growthStallMs))) {
+    throw new RangeError(
+      `Cannot create tunnel: growthStallMs ${limits.growthStallMs} must be a finite number >= 0`,
     );
   }
   const smallest = MIN_WINDOW;
@@ -366,6 +389,10 @@ class CreditFlow implements StreamFlow {
   #headReceived = false;
   #headConsumed = false;
   #released = false;
+  /** When the last grant went out, until the next message arrives. */
+  #grantedAt: number | undefined;
+  /** The sender waited for credit since the last growth (see GROWTH_STALL_MS). */
+  #starved = false;
 
   constructor(
     streamId: number,
@@ -412,6 +439,10 @@ class CreditFlow implements StreamFlow {
     if (this.#received + cost > this.#granted) return "window";
     if (frame.kind === "head") this.#headReceived = true;
     this.#received += cost;
+    if (this.#grantedAt !== undefined) {
+      if (performance.now() - this.#grantedAt >= this.#limits.growthStallMs) this.#starved = true;
+      this.#grantedAt = undefined;
+    }
     return undefined;
   }
 
@@ -443,9 +474,12 @@ class CreditFlow implements StreamFlow {
     if (this.#released) return;
     let due = this.#consumed + this.#window - this.#granted;
     if (due * 2 < this.#window) return;
-    // The reader has taken everything that arrived: the window, not the reader, limits the
-    // stream, so it grows (as far as the tunnel's budget allows).
-    if (this.#consumed === this.#received && this.#window < this.#limits.maxWindow) {
+    // The reader has taken everything that arrived and the sender had to wait for this
+    // side's credit: the window, not the reader, limits the stream, so it grows (as far as the
+    // tunnel's budget allows).
+    const starved = this.#starved || this.#limits.growthStallMs === 0;
+    if (starved && this.#consumed === this.#received && this.#window < this.#limits.maxWindow) {
+      this.#starved = false;
       const room = this.#limits.maxTunnelWindow - this.#budget.grown;
       const growth = Math.min(this.#window, this.#limits.maxWindow - this.#window, room);
       if (growth > 0) {
@@ -455,6 +489,7 @@ class CreditFlow implements StreamFlow {
       }
     }
     this.#granted += due;
+    this.#grantedAt = performance.now();
     this.#scheduler.sendNow(windowFrame(this.#streamId, due));
   }
 }

@@ -33,13 +33,17 @@ import type { MemoryTransport } from "./memory_transport.ts";
 import { type Stream, StreamClosedError } from "./stream.ts";
 import type { TunnelEvent } from "./mux.ts";
 
-/** Tiny v2 windows: 256-byte initial window, growth to 1 KiB, 2 KiB of growth per tunnel. */
+/**
+ * Tiny v2 windows: 256-byte initial window, growth to 1 KiB, 2 KiB of growth per tunnel; windows
+ * grow whenever the reader keeps up (no stall needed, `growthStallMs: 0`).
+ */
 const TINY: Partial<TunnelLimits> = {
   initialWindow: 256,
   maxWindow: 1024,
   maxTunnelWindow: 2048,
   highWater: 1 << 20,
   lowWater: 1 << 19,
+  growthStallMs: 0,
 };
 
 /** Records every message a transport sends, decoded as protocol v2. */
@@ -168,6 +172,48 @@ Deno.test("a reader that keeps up doubles its window up to maxWindow; a lagging 
   await pair.idle();
   assert.deepEqual(windows(fromAgent, slow.id), [128]);
   assert.equal(slowAgent.window.receiveWindow, 256, "a reader that lags does not grow");
+});
+
+Deno.test("a window grows only when the sender had to wait for credit (GROWTH_STALL_MS, issue 7 fairness)", async () => {
+  const STALL_MS = 40;
+  await using pair = tunnelPair({
+    protocol: "groom2",
+    limits: { ...TINY, growthStallMs: STALL_MS },
+  });
+  // A sender that never waits: each message after a grant comes at once, the window stays.
+  const [steady, steadyAgent] = await openPair(pair);
+  for (let i = 0; i < 40; i++) {
+    const read = steadyAgent.read();
+    await steady.send(Flag.Body, bytes(60));
+    await read;
+  }
+  assert.ok(steadyAgent.window.granted > 1024, "grants went out");
+  assert.equal(steadyAgent.window.receiveWindow, 256, "no growth without a stalled sender");
+
+  // A sender whose next message comes a round trip after each grant: the window is the limit.
+  const [stalled, stalledAgent] = await openPair(pair);
+  let granted = stalledAgent.window.granted;
+  for (let i = 0; i < 16 && stalledAgent.window.receiveWindow < 1024; i++) {
+    const read = stalledAgent.read();
+    await stalled.send(Flag.Body, bytes(60));
+    await read;
+    if (stalledAgent.window.granted !== granted) {
+      granted = stalledAgent.window.granted;
+      // The time between the grant and the next message is what is under test here.
+      await new Promise((resolve) => setTimeout(resolve, STALL_MS + 10));
+    }
+  }
+  assert.equal(stalledAgent.window.receiveWindow, 1024, "grew to maxWindow");
+});
+
+Deno.test("checkTunnelLimits() refuses a negative or non-finite growthStallMs", () => {
+  for (const growthStallMs of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
+    assert.throws(
+      () => checkTunnelLimits({ ...DEFAULT_TUNNEL_LIMITS, growthStallMs }),
+      RangeError,
+      String(growthStallMs),
+    );
+  }
 });
 
 Deno.test("window growth stops at the tunnel budget and returns to it when a stream ends (issue 6)", async () => {

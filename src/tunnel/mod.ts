@@ -16,6 +16,7 @@ export {
 export { MemoryTransport, type MemoryTransportOptions } from "./memory_transport.ts";
 export {
   DEFAULT_TUNNEL_LIMITS,
+  GROWTH_STALL_MS,
   type FlowViolation,
   HIGH_WATER,
   INITIAL_WINDOW,
