@@ -66,16 +66,22 @@ async function readMessages(
   return { messages, raws };
 }
 
+/** Waits for the client socket to open; returns the agent side's stream, its HEAD read. */
+async function opened(socket: WebSocket, accepted: Promise<Stream>): Promise<Stream> {
+  await new Promise((resolve, reject) => {
+    socket.onopen = resolve;
+    socket.onerror = reject;
+  });
+  const stream = await accepted;
+  assert.equal((await stream.read({ timeoutMs: 5_000 }))?.kind, "head");
+  return stream;
+}
+
 Deno.test("relayWebSocket() batches a burst of client messages into few RAW messages, in order (issue 7, PROTO-25)", async () => {
   const relay = relayServer();
   const socket = new WebSocket(`ws://127.0.0.1:${relay.port}/`);
   try {
-    await new Promise((resolve, reject) => {
-      socket.onopen = resolve;
-      socket.onerror = reject;
-    });
-    const stream = await relay.accepted;
-    assert.equal((await stream.read({ timeoutMs: 5_000 }))?.kind, "head");
+    const stream = await opened(socket, relay.accepted);
     const count = 200;
     for (let index = 0; index < count; index++) socket.send(`message ${index}`);
     const { messages, raws } = await readMessages(stream, count);
@@ -109,12 +115,7 @@ Deno.test("relayWebSocket() sends a lone client message at once, whatever its si
   const socket = new WebSocket(`ws://127.0.0.1:${relay.port}/`);
   socket.binaryType = "arraybuffer";
   try {
-    await new Promise((resolve, reject) => {
-      socket.onopen = resolve;
-      socket.onerror = reject;
-    });
-    const stream = await relay.accepted;
-    assert.equal((await stream.read({ timeoutMs: 5_000 }))?.kind, "head");
+    const stream = await opened(socket, relay.accepted);
     let ran = 0;
     for (const size of [1, 1_000, 70_000]) {
       const data = new Uint8Array(size).map((_, index) => index % 251);
