@@ -16,8 +16,8 @@ export {
 export { MemoryTransport, type MemoryTransportOptions } from "./memory_transport.ts";
 export {
   DEFAULT_TUNNEL_LIMITS,
-  GROWTH_STALL_MS,
   type FlowViolation,
+  GROWTH_STALL_MS,
   HIGH_WATER,
   INITIAL_WINDOW,
   LOW_WATER,
