@@ -15,6 +15,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { patternDigest, startBackend } from "../../scripts/sample_backend.ts";
 import { GroomProcess, logRecord, ROOT } from "../_harness/groom_process.ts";
+import { within } from "../_harness/deadline.ts";
 
 const TLS = join(ROOT, "tests", "testdata", "tls");
 const CA = await Deno.readTextFile(join(TLS, "ca.pem"));
@@ -22,19 +23,6 @@ const SECRET = "faults-secret-0123456789";
 /** The domain whose agent suffers the faults, and the bystander. */
 const VICTIM = "localhost";
 const BYSTANDER = "other.localhost";
-
-/** Fails with `what` unless `promise` settles within `ms`. */
-async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Records how each upload to it ended: complete (with its size) or broken. */
 function startUploadRecorder() {

@@ -13,36 +13,13 @@ import { join } from "node:path";
 import { Flag, MAX_MESSAGE_SIZE, windowFrame } from "../../src/protocol/mod.ts";
 import { connectRogueAgent, rawHttps, type Received, type RogueTunnel } from "../_harness/rogue.ts";
 import { CA_PEM, SECRET, startStack } from "../_harness/stack.ts";
+import { within } from "../_harness/deadline.ts";
+import { tunnelMessage } from "../../src/agent/_test_helpers.ts";
 
 /** The domain the rogue agent holds. */
 const ROGUE = "rogue.localhost";
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
-
-/** Fails with `what` unless `promise` settles within `ms`. */
-async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Raw message bytes: `payload ‖ flags ‖ id` written by hand, legal or not. */
-function message(payload: Uint8Array | string, flags: number, id: number): Uint8Array {
-  const body = typeof payload === "string" ? new TextEncoder().encode(payload) : payload;
-  const out = new Uint8Array(body.length + 4);
-  out.set(body);
-  out[body.length] = flags;
-  out[body.length + 1] = (id >> 16) & 0xff;
-  out[body.length + 2] = (id >> 8) & 0xff;
-  out[body.length + 3] = id & 0xff;
-  return out;
-}
 
 const text = (value: string) => new TextEncoder().encode(value);
 
@@ -120,11 +97,11 @@ Deno.test("malformed messages from an agent are dropped and logged (rate-limited
       new Uint8Array(0), // never sent (empty messages are skipped), harmless
       new Uint8Array([1]),
       new Uint8Array([1, 2, 3]),
-      message("x", 0x10, 1), // the v2 window flag in v1
-      message("x", Flag.Head, 1), // HEAD without START
-      message("x", Flag.Body | Flag.Raw, 1),
-      message("payload", Flag.Abort, 1), // ABRT with a payload
-      message("", 0xff, 0xffffff),
+      tunnelMessage(0x10, 1, "x"), // the v2 window flag in v1
+      tunnelMessage(Flag.Head, 1, "x"), // HEAD without START
+      tunnelMessage(Flag.Body | Flag.Raw, 1, "x"),
+      tunnelMessage(Flag.Abort, 1, "payload"), // ABRT with a payload
+      tunnelMessage(0xff, 0xffffff, ""),
     ];
     for (let round = 0; round < 20; round++) for (const bytes of junk) rogue.sendRaw(bytes);
     const claimed = new Set<Received>();
@@ -295,7 +272,7 @@ Deno.test("an oversized message closes the rogue's tunnel; the server and its ot
     const disconnected = stack.serverLog.waitFor((r) =>
       r.event === "domain" && r.action === "disconnect" && r.domain === ROGUE
     );
-    rogue.sendRaw(message(new Uint8Array(MAX_MESSAGE_SIZE), Flag.Body, 1)); // 4 MiB + 4 bytes
+    rogue.sendRaw(tunnelMessage(Flag.Body, 1, new Uint8Array(MAX_MESSAGE_SIZE))); // 4 MiB + 4 bytes
     await within(5_000, "the tunnel closes", rogue.closed);
     await within(5_000, "the disconnect is logged", disconnected);
     const refused = await ask(stack);
@@ -311,7 +288,7 @@ Deno.test("a flood of messages from an agent neither stalls the server nor flood
     const flood = (async () => {
       for (let batch = 0; batch < 50; batch++) {
         for (let i = 0; i < 1000; i++) {
-          rogue.sendRaw(message("x", Flag.Body, 100_000 + i)); // unknown streams
+          rogue.sendRaw(tunnelMessage(Flag.Body, 100_000 + i, "x")); // unknown streams
           rogue.sendRaw(new Uint8Array([9, 9])); // malformed
           sent += 2;
         }

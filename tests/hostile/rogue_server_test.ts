@@ -17,36 +17,13 @@ import { openLogger } from "../../src/log/mod.ts";
 import { type Received, type RogueTunnel, startRogueServer } from "../_harness/rogue.ts";
 import { CA_PEM, LogLines, SECRET, TLS_DIR } from "../_harness/stack.ts";
 import { serveRawTcp } from "../_harness/raw_server.ts";
+import { within } from "../_harness/deadline.ts";
+import { tunnelMessage } from "../../src/agent/_test_helpers.ts";
 
 const CERT = Deno.readTextFileSync(join(TLS_DIR, "localhost.pem"));
 const KEY = Deno.readTextFileSync(join(TLS_DIR, "localhost.key"));
 const text = (value: string) => new TextEncoder().encode(value);
 const latin1 = (bytes: Uint8Array) => String.fromCharCode(...bytes);
-
-/** Fails with `what` unless `promise` settles within `ms`. */
-async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Raw message bytes: `payload ‖ flags ‖ id` written by hand, legal or not. */
-function message(payload: Uint8Array | string, flags: number, id: number): Uint8Array {
-  const body = typeof payload === "string" ? text(payload) : payload;
-  const out = new Uint8Array(body.length + 4);
-  out.set(body);
-  out[body.length] = flags;
-  out[body.length + 1] = (id >> 16) & 0xff;
-  out[body.length + 2] = (id >> 8) & 0xff;
-  out[body.length + 3] = id & 0xff;
-  return out;
-}
 
 /**
  * A raw HTTP/1.1 backend that records every byte each connection sends, answers `ok` once the
@@ -250,14 +227,14 @@ Deno.test("malformed messages and messages for unknown streams from a server are
     const junk = [
       new Uint8Array([1]),
       new Uint8Array([1, 2, 3]),
-      message("x", 0x10, 1),
-      message("x", Flag.Head, 2),
-      message("p", Flag.Abort, 3),
-      message("x", 0xff, 4),
-      message("body for nobody", Flag.Body, 4242),
-      message("raw for nobody", Flag.Raw, 4243),
-      message("", Flag.Abort, 4244),
-      message("", Flag.Body | Flag.End, 4245),
+      tunnelMessage(0x10, 1, "x"),
+      tunnelMessage(Flag.Head, 2, "x"),
+      tunnelMessage(Flag.Abort, 3, "p"),
+      tunnelMessage(0xff, 4, "x"),
+      tunnelMessage(Flag.Body, 4242, "body for nobody"),
+      tunnelMessage(Flag.Raw, 4243, "raw for nobody"),
+      tunnelMessage(Flag.Abort, 4244, ""),
+      tunnelMessage(Flag.Body | Flag.End, 4245, ""),
     ];
     for (let round = 0; round < 20; round++) for (const bytes of junk) tunnel.sendRaw(bytes);
     assert.match(await request(7, "GET /after HTTP/1.1\r\nHost: localhost\r\n\r\n"), / 200 /);
@@ -271,7 +248,7 @@ Deno.test("a flood from a server neither stalls the agent nor floods its log", a
   await withRogueServer(async ({ tunnel, request, agentLog }) => {
     for (let batch = 0; batch < 50; batch++) {
       for (let i = 0; i < 1000; i++) {
-        tunnel.sendRaw(message("x", Flag.Body, 200_000 + i));
+        tunnel.sendRaw(tunnelMessage(Flag.Body, 200_000 + i, "x"));
         tunnel.sendRaw(new Uint8Array([7, 7]));
       }
       await tunnel.drained(1 << 20);
@@ -317,7 +294,7 @@ Deno.test("more streams than concurrency get the synthetic 502 at once; the agen
 
 Deno.test("an oversized message makes the agent drop the tunnel and dial again (PROTO-12, ODD-34)", async () => {
   await withRogueServer(async ({ tunnel, server }) => {
-    tunnel.sendRaw(message(new Uint8Array(MAX_MESSAGE_SIZE), Flag.Body, 1));
+    tunnel.sendRaw(tunnelMessage(Flag.Body, 1, new Uint8Array(MAX_MESSAGE_SIZE)));
     await within(5_000, "the agent closes the tunnel", tunnel.closed);
     const again = await within(10_000, "the agent dials again", server.tunnel(1));
     const claimed = new Set<Received>();
