@@ -23,6 +23,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { patternBytes, patternDigest, startBackend } from "./sample_backend.ts";
+import { isEvent, rssBytes } from "./bench/procs.ts";
 import { GroomProcess, logRecord, ROOT } from "../tests/_harness/groom_process.ts";
 import { startRelay } from "../tests/_harness/relay.ts";
 
@@ -100,23 +101,6 @@ function parseArgs(args: readonly string[]): Options {
   }
   return options;
 }
-
-/** VmRSS of a process in bytes, from /proc; undefined once it is gone. */
-function rssOf(pid: number): number | undefined {
-  try {
-    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-    const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
-    return kb === undefined ? undefined : Number(kb) * 1024;
-  } catch {
-    return undefined;
-  }
-}
-
-const isEvent = (event: string, extra: Record<string, unknown> = {}) => (line: string) => {
-  const record = logRecord(line);
-  return record?.event === event &&
-    Object.entries(extra).every(([key, value]) => record[key] === value);
-};
 
 /**
  * Runs `work` with an abort signal that fires at the request deadline. `work` records the outcomes
@@ -435,8 +419,8 @@ async function main(): Promise<number> {
     const agent0 = agents.get(domains[0] as string);
     samples.push({
       t: Math.round((performance.now() - started) / 1000),
-      server: rssOf(server.pid),
-      agent0: agent0 === undefined ? undefined : rssOf(agent0.pid),
+      server: rssBytes(server.pid),
+      agent0: agent0 === undefined ? undefined : rssBytes(agent0.pid),
       soak: Deno.memoryUsage().rss,
     });
     const last = samples.at(-1);

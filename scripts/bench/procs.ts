@@ -11,6 +11,46 @@ const CLOCK_TICKS = 100;
 /** How often an {@linkcode RssSampler} looks at the processes. */
 const SAMPLE_EVERY_MS = 100;
 
+/**
+ * Splits a process's output `stream` into lines and hands each to `push` (the last one even
+ * without a final newline); resolves when the stream ends.
+ */
+export async function collectLines(
+  stream: ReadableStream<Uint8Array>,
+  push: (line: string) => void,
+): Promise<void> {
+  let rest = "";
+  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+    const parts = (rest + text).split("\n");
+    rest = parts.pop() ?? "";
+    for (const line of parts) push(line);
+  }
+  if (rest !== "") push(rest);
+}
+
+/** Parses the JSON message of a groom log line (`2026-… INFO {...}`), or undefined. */
+export function logRecord(line: string): Record<string, unknown> | undefined {
+  const start = line.indexOf("{");
+  if (start < 0) return undefined;
+  try {
+    return JSON.parse(line.slice(start));
+  } catch {
+    return undefined;
+  }
+}
+
+/** A line test: the line is a groom log record of `event` with every field of `extra`. */
+export function isEvent(
+  event: string,
+  extra: Record<string, unknown> = {},
+): (line: string) => boolean {
+  return (line) => {
+    const record = logRecord(line);
+    return record?.event === event &&
+      Object.entries(extra).every(([key, value]) => record[key] === value);
+  };
+}
+
 /** A child process with its output lines collected. */
 export class Child implements AsyncDisposable {
   readonly name: string;
@@ -117,14 +157,8 @@ export class Child implements AsyncDisposable {
     clearTimeout(timer);
   }
 
-  async #collect(stream: ReadableStream<Uint8Array>): Promise<void> {
-    let rest = "";
-    for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-      const parts = (rest + text).split("\n");
-      rest = parts.pop() ?? "";
-      for (const line of parts) this.#push(line);
-    }
-    if (rest !== "") this.#push(rest);
+  #collect(stream: ReadableStream<Uint8Array>): Promise<void> {
+    return collectLines(stream, (line) => this.#push(line));
   }
 
   #push(line: string): void {

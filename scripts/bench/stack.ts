@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { GROOM_FLAGS } from "../permissions.ts";
-import { Child } from "./procs.ts";
+import { Child, isEvent, logRecord } from "./procs.ts";
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -91,23 +91,6 @@ async function issueCertificate(dir: string): Promise<{ cert: string; key: strin
     return undefined; // no openssl
   }
 }
-
-/** Parses a groom log line's JSON record. */
-export function logRecord(line: string): Record<string, unknown> | undefined {
-  const start = line.indexOf("{");
-  if (start < 0) return undefined;
-  try {
-    return JSON.parse(line.slice(start));
-  } catch {
-    return undefined;
-  }
-}
-
-const isEvent = (event: string, extra: Record<string, unknown> = {}) => (line: string) => {
-  const record = logRecord(line);
-  return record?.event === event &&
-    Object.entries(extra).every(([key, value]) => record[key] === value);
-};
 
 /** The running system under test. */
 export interface Stack extends AsyncDisposable {

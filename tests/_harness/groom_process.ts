@@ -7,7 +7,10 @@
  */
 
 import { fileURLToPath } from "node:url";
+import { collectLines } from "../../scripts/bench/procs.ts";
 import { GROOM_FLAGS } from "../../scripts/permissions.ts";
+
+export { isEvent, logRecord } from "../../scripts/bench/procs.ts";
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -135,14 +138,8 @@ export class GroomProcess implements AsyncDisposable {
     await this.#done;
   }
 
-  async #collect(stream: ReadableStream<Uint8Array>): Promise<void> {
-    let rest = "";
-    for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-      const parts = (rest + text).split("\n");
-      rest = parts.pop() ?? "";
-      for (const line of parts) this.#push(line);
-    }
-    if (rest !== "") this.#push(rest);
+  #collect(stream: ReadableStream<Uint8Array>): Promise<void> {
+    return collectLines(stream, (line) => this.#push(line));
   }
 
   #push(line: string): void {
@@ -153,16 +150,5 @@ export class GroomProcess implements AsyncDisposable {
         waiter.resolve(line);
       }
     }
-  }
-}
-
-/** Parses the JSON message of a groom log line (`2026-… INFO {...}`), or undefined. */
-export function logRecord(line: string): Record<string, unknown> | undefined {
-  const start = line.indexOf("{");
-  if (start < 0) return undefined;
-  try {
-    return JSON.parse(line.slice(start));
-  } catch {
-    return undefined;
   }
 }

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startBackend } from "../../scripts/sample_backend.ts";
-import { GroomProcess, logRecord, ROOT } from "../_harness/groom_process.ts";
+import { GroomProcess, isEvent, logRecord, ROOT } from "../_harness/groom_process.ts";
 
 const TLS = join(ROOT, "tests", "testdata", "tls");
 const CA = await Deno.readTextFile(join(TLS, "ca.pem"));
@@ -55,12 +55,6 @@ async function writeAgentDomain(setup: Setup, serverPort: number, backendPort: n
       `    }\n}\n`,
   );
 }
-
-const isEvent = (event: string, extra: Record<string, unknown> = {}) => (line: string) => {
-  const record = logRecord(line);
-  return record?.event === event &&
-    Object.entries(extra).every(([key, value]) => record[key] === value);
-};
 
 async function listenPort(server: GroomProcess): Promise<number> {
   const line = await server.waitFor(isEvent("listen"));

@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { patternDigest, startBackend } from "../../scripts/sample_backend.ts";
-import { GroomProcess, logRecord, ROOT } from "../_harness/groom_process.ts";
+import { GroomProcess, isEvent, logRecord, ROOT } from "../_harness/groom_process.ts";
 import { within } from "../_harness/deadline.ts";
 
 const TLS = join(ROOT, "tests", "testdata", "tls");
@@ -69,12 +69,6 @@ interface World extends AsyncDisposable {
   /** HTTPS request to the server for `domain`. */
   fetch(domain: string, path: string, init?: RequestInit): Promise<Response>;
 }
-
-const isEvent = (event: string, extra: Record<string, unknown> = {}) => (line: string) => {
-  const record = logRecord(line);
-  return record?.event === event &&
-    Object.entries(extra).every(([key, value]) => record[key] === value);
-};
 
 /** Counts the lines of `process` that pass `test`. */
 function count(process: GroomProcess, test: (line: string) => boolean): number {
