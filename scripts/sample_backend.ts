@@ -32,6 +32,17 @@ export const GZIP_BODY: Uint8Array<ArrayBuffer> = new Uint8Array(
   gzipSync(new TextEncoder().encode(GZIP_TEXT)),
 );
 
+/** `/digest`: reads the whole request body and answers `{size, sha256}` of what arrived. */
+export async function digestResponse(request: Request): Promise<Response> {
+  const hash = createHash("sha256");
+  let size = 0;
+  for await (const chunk of request.body ?? []) {
+    hash.update(chunk);
+    size += chunk.length;
+  }
+  return Response.json({ size, sha256: hash.digest("hex") });
+}
+
 /** A running sample backend. */
 export interface Backend extends AsyncDisposable {
   readonly port: number;
@@ -54,17 +65,7 @@ export function startBackend(): Backend {
           headers: { "x-method": request.method, "x-url": url.pathname + url.search },
         });
       case "/digest":
-        return (async () => {
-          const hash = createHash("sha256");
-          let size = 0;
-          if (request.body) {
-            for await (const chunk of request.body) {
-              hash.update(chunk);
-              size += chunk.length;
-            }
-          }
-          return Response.json({ size, sha256: hash.digest("hex") });
-        })();
+        return digestResponse(request);
       case "/download": {
         const size = Number(url.searchParams.get("size") ?? "0");
         const chunked = url.searchParams.has("chunked");

@@ -10,8 +10,7 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
-import { patternBytes } from "../sample_backend.ts";
+import { digestResponse, patternBytes } from "../sample_backend.ts";
 
 /** The pattern repeats every 251 bytes ((i * 31 + 7) mod 251). */
 const PATTERN_PERIOD = 251;
@@ -47,17 +46,7 @@ export function benchHandler(): { handler: Deno.ServeHandler; waiting: () => num
         });
       }
       case "/digest":
-        return (async () => {
-          const hash = createHash("sha256");
-          let size = 0;
-          if (request.body) {
-            for await (const chunk of request.body) {
-              hash.update(chunk);
-              size += chunk.length;
-            }
-          }
-          return Response.json({ size, sha256: hash.digest("hex") });
-        })();
+        return digestResponse(request);
       case "/ws": {
         const { socket, response } = Deno.upgradeWebSocket(request);
         socket.binaryType = "arraybuffer";
