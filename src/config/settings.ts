@@ -1247,20 +1247,13 @@ export function readServerDomainConfig(
   parsed: ParsedTree,
   options: DomainReadOptions,
 ): ReadResult<ServerDomainConfig> {
-  const problems: Problem[] = [];
-  const defaults = options.defaults ?? DEFAULT_DOMAIN_DEFAULTS;
-  const context = createContext(parsed, problems, options.name, defaults);
-  const fields = readTable(SERVER_DOMAIN_SETTINGS, context, ROOT_SECTION);
-  if (fields.active && fields.secret === "") {
-    context.report(
-      "warning",
-      joinPath(ROOT_SECTION, "secret"),
-      "Active domain without a secret: every agent is refused",
-    );
-  }
-  checkKeys(context, "server-domain", []);
-  const config = Object.freeze({ name: options.name, ...fields });
-  return { config, problems: sortProblems(problems) };
+  return readDomainFile(
+    SERVER_DOMAIN_SETTINGS,
+    "server-domain",
+    parsed,
+    options,
+    (fields, context) => warnWithoutSecret(context, fields, "every agent is refused"),
+  );
 }
 
 /** Reads an agent domain file (DIR-6) and checks its keys. */
@@ -1268,27 +1261,61 @@ export function readAgentDomainConfig(
   parsed: ParsedTree,
   options: DomainReadOptions,
 ): ReadResult<AgentDomainConfig> {
+  return readDomainFile(
+    AGENT_DOMAIN_SETTINGS,
+    "agent-domain",
+    parsed,
+    options,
+    (fields, context) => {
+      warnWithoutSecret(context, fields, "the server refuses the agent");
+      if (fields.active && fields.targets.length === 0) {
+        context.report(
+          "warning",
+          joinPath(ROOT_SECTION, AGENT_DOMAIN_SETTINGS.targets.key),
+          "Active domain without a usable target: every request gets 502",
+        );
+      }
+    },
+  );
+}
+
+/**
+ * Reads a domain file with `table`, runs the kind's own `check` on the fields, then checks the
+ * keys; the domain's `name` is the file's (DIR-3).
+ */
+function readDomainFile<T extends SettingTable>(
+  table: T,
+  kind: FileKind,
+  parsed: ParsedTree,
+  options: DomainReadOptions,
+  check: (fields: ConfigOf<T>, context: ReadContext) => void,
+): ReadResult<{ readonly name: string } & ConfigOf<T>> {
   const problems: Problem[] = [];
   const defaults = options.defaults ?? DEFAULT_DOMAIN_DEFAULTS;
   const context = createContext(parsed, problems, options.name, defaults);
-  const fields = readTable(AGENT_DOMAIN_SETTINGS, context, ROOT_SECTION);
+  const fields = readTable(table, context, ROOT_SECTION);
+  check(fields, context);
+  checkKeys(context, kind, []);
+  // The spread's type loses the mapped fields' link to T; the value is exactly this.
+  const config = Object.freeze({ name: options.name, ...fields }) as
+    & { readonly name: string }
+    & ConfigOf<T>;
+  return { config, problems: sortProblems(problems) };
+}
+
+/** Warns about an active domain without a secret; `consequence` says what follows on this side. */
+function warnWithoutSecret(
+  context: ReadContext,
+  fields: { readonly active: boolean; readonly secret: string },
+  consequence: string,
+): void {
   if (fields.active && fields.secret === "") {
     context.report(
       "warning",
       joinPath(ROOT_SECTION, "secret"),
-      "Active domain without a secret: the server refuses the agent",
+      `Active domain without a secret: ${consequence}`,
     );
   }
-  if (fields.active && fields.targets.length === 0) {
-    context.report(
-      "warning",
-      joinPath(ROOT_SECTION, AGENT_DOMAIN_SETTINGS.targets.key),
-      "Active domain without a usable target: every request gets 502",
-    );
-  }
-  checkKeys(context, "agent-domain", []);
-  const config = Object.freeze({ name: options.name, ...fields });
-  return { config, problems: sortProblems(problems) };
 }
 
 /** Domain defaults taken from a server main configuration (DIR-4). */
