@@ -6,6 +6,9 @@
  * @module
  */
 
+import { concatBytes, encodeRawMessage } from "../protocol/mod.ts";
+
+export { concatBytes };
 import { createHash } from "node:crypto";
 import { type Logger, openLogger } from "../log/mod.ts";
 import { decodeFrame, describeFlags, Flag, type Frame } from "../protocol/mod.ts";
@@ -151,17 +154,6 @@ export function latin1(bytes: Uint8Array): string {
   let text = "";
   for (const byte of bytes) text += String.fromCharCode(byte);
   return text;
-}
-
-/** Concatenation of byte arrays. */
-export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 /** A logger at DEBUG level whose records the test reads with {@linkcode MemoryLogger.records}. */
@@ -494,18 +486,5 @@ export class TestTunnelServer implements AsyncDisposable {
   }
 }
 
-/** A tunnel message: payload, flags, 3-byte stream id (PROTO-15). */
-export function tunnelMessage(
-  flags: number,
-  streamId: number,
-  payload: Uint8Array | string = "",
-): Uint8Array {
-  const bytes = typeof payload === "string" ? new TextEncoder().encode(payload) : payload;
-  const message = new Uint8Array(bytes.length + 4);
-  message.set(bytes);
-  message[bytes.length] = flags;
-  message[bytes.length + 1] = (streamId >> 16) & 0xff;
-  message[bytes.length + 2] = (streamId >> 8) & 0xff;
-  message[bytes.length + 3] = streamId & 0xff;
-  return message;
-}
+/** A tunnel message: payload, flags, 3-byte stream id (PROTO-15), legal or not. */
+export const tunnelMessage = encodeRawMessage;

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { concatBytes } from "./bytes.ts";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
@@ -18,21 +19,11 @@ import { HttpParseError, type HttpParseErrorReason } from "./http1.ts";
 const bytes = (text: string): Uint8Array => Uint8Array.from(text, (char) => char.charCodeAt(0));
 const text = (data: Uint8Array): string => String.fromCharCode(...data);
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const total = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    total.set(part, at);
-    at += part.length;
-  }
-  return total;
-}
-
 /** Feeds `input` in one piece and returns the decoded text and the decoder. */
 function decodeAll(input: string) {
   const decoder = new ChunkedDecoder();
   const result = decoder.decode(bytes(input));
-  return { decoder, result, data: text(concat(result.data)) };
+  return { decoder, result, data: text(concatBytes(result.data)) };
 }
 
 function assertChunkError(input: string, reason: HttpParseErrorReason): void {
@@ -71,7 +62,7 @@ Deno.test("ChunkedDecoder accepts one byte at a time", () => {
   const out: Uint8Array[] = [];
   const input = bytes("a;ext=1\r\n0123456789\r\n0\r\nX-Sum: 1\r\n\r\n");
   for (const byte of input) out.push(...decoder.decode(Uint8Array.of(byte)).data);
-  assert.equal(text(concat(out)), "0123456789");
+  assert.equal(text(concatBytes(out)), "0123456789");
   assert.equal(decoder.done, true);
   assert.deepEqual(decoder.trailers, [["X-Sum", "1"]]);
 });
@@ -177,7 +168,7 @@ Deno.test("chunk encode→decode round-trips random data split at random points 
       fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 8 }),
       fc.array(fc.nat(), { maxLength: 10 }),
       (pieces, cuts) => {
-        const wire = concat([...pieces.map(encodeChunk), encodeLastChunk()]);
+        const wire = concatBytes([...pieces.map(encodeChunk), encodeLastChunk()]);
         const points = [...new Set(cuts.map((cut) => cut % (wire.length + 1)))].sort((a, b) =>
           a - b
         );
@@ -191,7 +182,7 @@ Deno.test("chunk encode→decode round-trips random data split at random points 
           from = point;
         }
         decoder.finish();
-        assert.deepEqual(concat(out), concat(pieces));
+        assert.deepEqual(concatBytes(out), concatBytes(pieces));
       },
     ),
     { numRuns: 500 },

@@ -429,6 +429,23 @@ function writeTrailer(target: Uint8Array, at: number, flags: number, streamId: n
 }
 
 /**
+ * A message's bytes exactly as given, `payload ‖ flags ‖ stream id` with nothing checked: any
+ * flags and sizes, legal or not. For tests and rogue peers that must send what {@linkcode
+ * encodeFrame} refuses; the stream id is taken modulo 2^24.
+ */
+export function encodeRawMessage(
+  flags: number,
+  streamId: number,
+  payload: Uint8Array | string = "",
+): Uint8Array {
+  const bytes = typeof payload === "string" ? new TextEncoder().encode(payload) : payload;
+  const message = new Uint8Array(bytes.length + FRAME_TRAILER_SIZE);
+  message.set(bytes);
+  writeTrailer(message, bytes.length, flags & 0xff, streamId);
+  return message;
+}
+
+/**
  * Encodes a frame into a new message with a single allocation. Throws `RangeError` for a stream
  * id outside 0..{@linkcode MAX_STREAM_ID}, an oversized payload, an upgrade head with END, an
  * ABRT with a payload, or a window update with an increment outside 1..2^31−1 (these are bugs of

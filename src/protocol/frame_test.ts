@@ -14,6 +14,7 @@ import {
   describeFrame,
   encodeFrame,
   encodeFrameInto,
+  encodeRawMessage,
   Flag,
   type Frame,
   FRAME_TRAILER_SIZE,
@@ -394,4 +395,21 @@ Deno.test("decodeFrame(m, 2) on arbitrary bytes returns a frame or throws FrameE
     }),
     { numRuns: 2000 },
   );
+});
+
+Deno.test("encodeRawMessage() writes payload ‖ flags ‖ id as given, legal or not (PROTO-15)", () => {
+  const legal = encodeRawMessage(Flag.Body | Flag.End, 0x010203, "hi");
+  assert.deepEqual([...legal], [0x68, 0x69, 0x82, 0x01, 0x02, 0x03]);
+  assert.deepEqual(
+    legal,
+    encodeFrame({
+      kind: "body",
+      end: true,
+      streamId: 0x010203,
+      payload: new TextEncoder().encode("hi"),
+    }),
+  );
+  // What encodeFrame refuses: ABRT with a payload, unknown flags, the largest id.
+  assert.deepEqual([...encodeRawMessage(Flag.Abort, 1, "p")], [0x70, Flag.Abort, 0, 0, 1]);
+  assert.deepEqual([...encodeRawMessage(0xff, 0xffffff)], [0xff, 0xff, 0xff, 0xff]);
 });

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { concatBytes } from "./bytes.ts";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
@@ -53,16 +54,6 @@ function fromHex(text: string): Uint8Array {
 
 function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const total = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    total.set(part, at);
-    at += part.length;
-  }
-  return total;
 }
 
 const latin1 = (bytes: Uint8Array): string => String.fromCharCode(...bytes);
@@ -121,7 +112,7 @@ async function readBackendFile(file: string): Promise<Map<string, Uint8Array>> {
     const payload = await readPayload(rest, Number(length), `${file} ${key}`);
     parts.set(key, [...(parts.get(key) ?? []), payload]);
   }
-  return new Map([...parts].map(([key, list]) => [key, concat(list)]));
+  return new Map([...parts].map(([key, list]) => [key, concatBytes(list)]));
 }
 
 const frameFiles: string[] = [];
@@ -135,7 +126,7 @@ const allMessages = [...recordings.values()].flat();
 
 function wireMessage(message: Recorded): Uint8Array {
   const { payload, flags, streamId } = message;
-  return concat([
+  return concatBytes([
     payload,
     Uint8Array.of(flags, (streamId >> 16) & 0xff, (streamId >> 8) & 0xff, streamId & 0xff),
   ]);
@@ -278,7 +269,7 @@ Deno.test("golden: chunked request bodies decode and re-encode per message (PROT
   const clientResult = clientDecoder.decode(clientSent.subarray(headEnd));
   assert.equal(clientResult.done, true);
   assert.equal(clientResult.consumed, clientSent.length - headEnd);
-  const clientData = concat(clientResult.data);
+  const clientData = concatBytes(clientResult.data);
   assert.equal(clientData.length, 12 + 3000 + 5);
 
   let checked = 0;
@@ -294,7 +285,7 @@ Deno.test("golden: chunked request bodies decode and re-encode per message (PROT
       const last: boolean = index === bodies.length - 1;
       assert.equal(result.done, last, `${file}:${body.line}`);
       assert.equal(body.flags, last ? 0x82 : 0x02, `${file}:${body.line}`);
-      const piece = concat(result.data);
+      const piece = concatBytes(result.data);
       assert.deepEqual(
         last ? encodeLastChunk() : encodeChunk(piece),
         body.payload,
@@ -304,10 +295,10 @@ Deno.test("golden: chunked request bodies decode and re-encode per message (PROT
       checked++;
     }
     decoder.finish();
-    assert.deepEqual(concat(data), clientData, `${file}: same data as the client sent`);
+    assert.deepEqual(concatBytes(data), clientData, `${file}: same data as the client sent`);
     // The response echoes the body de-chunked (PROTO-23).
     const echoed = messages.filter((m) => m.dir === "a>s" && (m.flags & 0x02) !== 0);
-    assert.deepEqual(concat(echoed.map((m) => m.payload)), clientData, `${file}: echo`);
+    assert.deepEqual(concatBytes(echoed.map((m) => m.payload)), clientData, `${file}: echo`);
   }
   assert.equal(checked, 8);
 });
@@ -344,7 +335,7 @@ Deno.test("golden: agent→backend heads re-serialise and backend bodies match t
         const result = decoder.decode(rest);
         assert.equal(result.done, true, where);
         decoder.finish();
-        body = concat(result.data);
+        body = concatBytes(result.data);
         chunkedResponses++;
       } else if (response.framing.kind === "length") {
         body = rest.subarray(0, response.framing.length);
@@ -354,7 +345,7 @@ Deno.test("golden: agent→backend heads re-serialise and backend bodies match t
       const relayed = (recordings.get(file) ?? []).filter(
         (m) => m.dir === "a>s" && (m.flags & 0x02) !== 0,
       );
-      const relayedBody = concat(relayed.map((m) => m.payload));
+      const relayedBody = concatBytes(relayed.map((m) => m.payload));
       assert.deepEqual(body.subarray(0, relayedBody.length), relayedBody, `${where}: relayed body`);
     }
   }

@@ -15,6 +15,7 @@ export {
   describeFrame,
   encodeFrame,
   encodeFrameInto,
+  encodeRawMessage,
   Flag,
   type Frame,
   FRAME_TRAILER_SIZE,

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { concatBytes } from "../protocol/mod.ts";
 import assert from "node:assert/strict";
 import { Flag } from "../protocol/mod.ts";
 import { Mux } from "./mux.ts";
@@ -47,16 +48,6 @@ function pattern(length: number, seed: number): Uint8Array {
   return data;
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
 /** Reads a stream until a message with END, returning the body payloads joined. */
 async function readBody(stream: Stream): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
@@ -65,7 +56,7 @@ async function readBody(stream: Stream): Promise<Uint8Array> {
     if (frame === null) throw new Error(`stream ${stream.id} aborted`);
     if (frame.kind === "body") {
       parts.push(frame.payload.slice());
-      if (frame.end) return concat(parts);
+      if (frame.end) return concatBytes(parts);
     }
   }
 }

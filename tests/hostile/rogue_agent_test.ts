@@ -10,11 +10,10 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Flag, MAX_MESSAGE_SIZE, windowFrame } from "../../src/protocol/mod.ts";
+import { encodeRawMessage, Flag, MAX_MESSAGE_SIZE, windowFrame } from "../../src/protocol/mod.ts";
 import { connectRogueAgent, rawHttps, type Received, type RogueTunnel } from "../_harness/rogue.ts";
 import { CA_PEM, SECRET, startStack } from "../_harness/stack.ts";
 import { within } from "../_harness/deadline.ts";
-import { tunnelMessage } from "../../src/agent/_test_helpers.ts";
 
 /** The domain the rogue agent holds. */
 const ROGUE = "rogue.localhost";
@@ -97,11 +96,11 @@ Deno.test("malformed messages from an agent are dropped and logged (rate-limited
       new Uint8Array(0), // never sent (empty messages are skipped), harmless
       new Uint8Array([1]),
       new Uint8Array([1, 2, 3]),
-      tunnelMessage(0x10, 1, "x"), // the v2 window flag in v1
-      tunnelMessage(Flag.Head, 1, "x"), // HEAD without START
-      tunnelMessage(Flag.Body | Flag.Raw, 1, "x"),
-      tunnelMessage(Flag.Abort, 1, "payload"), // ABRT with a payload
-      tunnelMessage(0xff, 0xffffff, ""),
+      encodeRawMessage(0x10, 1, "x"), // the v2 window flag in v1
+      encodeRawMessage(Flag.Head, 1, "x"), // HEAD without START
+      encodeRawMessage(Flag.Body | Flag.Raw, 1, "x"),
+      encodeRawMessage(Flag.Abort, 1, "payload"), // ABRT with a payload
+      encodeRawMessage(0xff, 0xffffff, ""),
     ];
     for (let round = 0; round < 20; round++) for (const bytes of junk) rogue.sendRaw(bytes);
     const claimed = new Set<Received>();
@@ -272,7 +271,7 @@ Deno.test("an oversized message closes the rogue's tunnel; the server and its ot
     const disconnected = stack.serverLog.waitFor((r) =>
       r.event === "domain" && r.action === "disconnect" && r.domain === ROGUE
     );
-    rogue.sendRaw(tunnelMessage(Flag.Body, 1, new Uint8Array(MAX_MESSAGE_SIZE))); // 4 MiB + 4 bytes
+    rogue.sendRaw(encodeRawMessage(Flag.Body, 1, new Uint8Array(MAX_MESSAGE_SIZE))); // 4 MiB + 4 bytes
     await within(5_000, "the tunnel closes", rogue.closed);
     await within(5_000, "the disconnect is logged", disconnected);
     const refused = await ask(stack);
@@ -288,7 +287,7 @@ Deno.test("a flood of messages from an agent neither stalls the server nor flood
     const flood = (async () => {
       for (let batch = 0; batch < 50; batch++) {
         for (let i = 0; i < 1000; i++) {
-          rogue.sendRaw(tunnelMessage(Flag.Body, 100_000 + i, "x")); // unknown streams
+          rogue.sendRaw(encodeRawMessage(Flag.Body, 100_000 + i, "x")); // unknown streams
           rogue.sendRaw(new Uint8Array([9, 9])); // malformed
           sent += 2;
         }

@@ -12,13 +12,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { readAgentConfig } from "../../src/config/mod.ts";
 import { startAgent } from "../../src/agent/mod.ts";
-import { Flag, MAX_MESSAGE_SIZE } from "../../src/protocol/mod.ts";
+import { encodeRawMessage, Flag, MAX_MESSAGE_SIZE } from "../../src/protocol/mod.ts";
 import { openLogger } from "../../src/log/mod.ts";
 import { type Received, type RogueTunnel, startRogueServer } from "../_harness/rogue.ts";
 import { CA_PEM, LogLines, SECRET, TLS_DIR } from "../_harness/stack.ts";
 import { serveRawTcp } from "../_harness/raw_server.ts";
 import { within } from "../_harness/deadline.ts";
-import { tunnelMessage } from "../../src/agent/_test_helpers.ts";
 
 const CERT = Deno.readTextFileSync(join(TLS_DIR, "localhost.pem"));
 const KEY = Deno.readTextFileSync(join(TLS_DIR, "localhost.key"));
@@ -227,14 +226,14 @@ Deno.test("malformed messages and messages for unknown streams from a server are
     const junk = [
       new Uint8Array([1]),
       new Uint8Array([1, 2, 3]),
-      tunnelMessage(0x10, 1, "x"),
-      tunnelMessage(Flag.Head, 2, "x"),
-      tunnelMessage(Flag.Abort, 3, "p"),
-      tunnelMessage(0xff, 4, "x"),
-      tunnelMessage(Flag.Body, 4242, "body for nobody"),
-      tunnelMessage(Flag.Raw, 4243, "raw for nobody"),
-      tunnelMessage(Flag.Abort, 4244, ""),
-      tunnelMessage(Flag.Body | Flag.End, 4245, ""),
+      encodeRawMessage(0x10, 1, "x"),
+      encodeRawMessage(Flag.Head, 2, "x"),
+      encodeRawMessage(Flag.Abort, 3, "p"),
+      encodeRawMessage(0xff, 4, "x"),
+      encodeRawMessage(Flag.Body, 4242, "body for nobody"),
+      encodeRawMessage(Flag.Raw, 4243, "raw for nobody"),
+      encodeRawMessage(Flag.Abort, 4244, ""),
+      encodeRawMessage(Flag.Body | Flag.End, 4245, ""),
     ];
     for (let round = 0; round < 20; round++) for (const bytes of junk) tunnel.sendRaw(bytes);
     assert.match(await request(7, "GET /after HTTP/1.1\r\nHost: localhost\r\n\r\n"), / 200 /);
@@ -248,7 +247,7 @@ Deno.test("a flood from a server neither stalls the agent nor floods its log", a
   await withRogueServer(async ({ tunnel, request, agentLog }) => {
     for (let batch = 0; batch < 50; batch++) {
       for (let i = 0; i < 1000; i++) {
-        tunnel.sendRaw(tunnelMessage(Flag.Body, 200_000 + i, "x"));
+        tunnel.sendRaw(encodeRawMessage(Flag.Body, 200_000 + i, "x"));
         tunnel.sendRaw(new Uint8Array([7, 7]));
       }
       await tunnel.drained(1 << 20);
@@ -294,7 +293,7 @@ Deno.test("more streams than concurrency get the synthetic 502 at once; the agen
 
 Deno.test("an oversized message makes the agent drop the tunnel and dial again (PROTO-12, ODD-34)", async () => {
   await withRogueServer(async ({ tunnel, server }) => {
-    tunnel.sendRaw(tunnelMessage(Flag.Body, 1, new Uint8Array(MAX_MESSAGE_SIZE)));
+    tunnel.sendRaw(encodeRawMessage(Flag.Body, 1, new Uint8Array(MAX_MESSAGE_SIZE)));
     await within(5_000, "the agent closes the tunnel", tunnel.closed);
     const again = await within(10_000, "the agent dials again", server.tunnel(1));
     const claimed = new Set<Received>();

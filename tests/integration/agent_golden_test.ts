@@ -15,6 +15,7 @@
  * @module
  */
 
+import { concatBytes } from "../../src/protocol/mod.ts";
 import assert from "node:assert/strict";
 import { decodeFrame, type Frame } from "../../src/protocol/mod.ts";
 import { MemoryTransport, Mux } from "../../src/tunnel/mod.ts";
@@ -96,16 +97,6 @@ function latin1(bytes: Uint8Array): string {
     text += String.fromCharCode(...bytes.subarray(at, at + 8192));
   }
   return text;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 function message(flags: number, streamId: number, payload: Uint8Array): Uint8Array {
@@ -211,7 +202,7 @@ async function replayBackend(
   }
   await reading;
   conn.close();
-  return concat(received);
+  return concatBytes(received);
 }
 
 interface ReplayResult {
@@ -323,7 +314,7 @@ Deno.test("the agent replays every agent_* recording of groom 1.3 byte for byte 
       const frames = readFrames(name);
       const expectedToServer = frames.filter((frame) => frame.direction === "a>s");
       assert.deepEqual(normalise(result.agentToServer), normalise(expectedToServer));
-      const expectedToBackend = concat(
+      const expectedToBackend = concatBytes(
         readBackend(name).flatMap((event) =>
           event.direction === "a>b" && "bytes" in event ? [event.bytes] : []
         ),
